@@ -1,0 +1,131 @@
+//! Findings about a file: errors block its use, warnings are reported.
+//! Each names a JSON path; positions are attached once, from the text.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::path::JsonPath;
+use crate::position::{self, Position};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One finding: what is wrong, where, and how bad.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// A stable snake_case name for the rule, for scripts and tests.
+    pub code: &'static str,
+    pub path: JsonPath,
+    pub message: String,
+    /// Line of the file (for JSONL, the line the record is on) and column.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub position: Option<Position>,
+}
+
+impl Diagnostic {
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    /// `LINE:COL: PATH: message` (the caller puts the file name in front).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let position = self.position.unwrap_or(Position::START);
+        let label = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{}:{}: {}: {label}: {}", position.line, position.column, self.path, self.message)
+    }
+}
+
+/// An ordered collection of findings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Findings(Vec<Diagnostic>);
+
+impl Findings {
+    pub fn error(&mut self, path: &JsonPath, code: &'static str, message: impl Into<String>) {
+        self.push(Severity::Error, path, code, message.into());
+    }
+
+    pub fn warning(&mut self, path: &JsonPath, code: &'static str, message: impl Into<String>) {
+        self.push(Severity::Warning, path, code, message.into());
+    }
+
+    fn push(&mut self, severity: Severity, path: &JsonPath, code: &'static str, message: String) {
+        self.0.push(Diagnostic { severity, code, path: path.clone(), message, position: None });
+    }
+
+    pub fn push_diagnostic(&mut self, diagnostic: Diagnostic) {
+        self.0.push(diagnostic);
+    }
+
+    pub fn extend(&mut self, other: Findings) {
+        self.0.extend(other.0);
+    }
+
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter().filter(|d| d.is_error())
+    }
+
+    pub fn error_count(&self) -> usize {
+        self.errors().count()
+    }
+
+    pub fn warning_count(&self) -> usize {
+        self.0.len() - self.error_count()
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.0.iter().any(Diagnostic::is_error)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter()
+    }
+
+    pub fn into_vec(self) -> Vec<Diagnostic> {
+        self.0
+    }
+
+    /// Finds where each unplaced finding's path is in `text`.
+    pub fn locate_in(&mut self, text: &[u8]) {
+        self.locate_where(text, |_| true);
+    }
+
+    /// Like `locate_in`, for the findings `wanted` picks (a build places only its errors).
+    pub fn locate_where(&mut self, text: &[u8], wanted: impl Fn(&Diagnostic) -> bool) {
+        for diagnostic in self.0.iter_mut().filter(|d| d.position.is_none() && wanted(d)) {
+            diagnostic.position = Some(position::locate(text, &diagnostic.path));
+        }
+    }
+
+    /// Places every unplaced finding on `line` (a JSONL record), the column found within it.
+    pub fn locate_on_line(&mut self, line_text: &[u8], line: usize) {
+        for diagnostic in self.0.iter_mut().filter(|d| d.position.is_none()) {
+            let column = position::locate(line_text, &diagnostic.path).column;
+            diagnostic.position = Some(Position { line, column });
+        }
+    }
+}
+
+impl IntoIterator for Findings {
+    type Item = Diagnostic;
+    type IntoIter = std::vec::IntoIter<Diagnostic>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}

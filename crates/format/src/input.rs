@@ -1,0 +1,315 @@
+//! Reading input files: what kind a file is (by content), its findings with
+//! positions, and its conversations one at a time.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::diagnostics::{Diagnostic, Findings, Severity};
+use crate::document::{self, ReadError, TopLevel};
+use crate::model::Conversation;
+use crate::path::JsonPath;
+use crate::position::{self, Position};
+use crate::validate::{self, FullFileCheck};
+
+/// Files up to this size are read into memory (fast parsing, exact positions);
+/// larger full files are streamed.
+const IN_MEMORY_LIMIT: u64 = 64 * 1024 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    Enriched,
+    Full,
+    Jsonl,
+}
+
+/// Whether reading stops at the first conversation with errors (building) or
+/// goes on to report everything (validating).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Build,
+    Validate,
+}
+
+/// What reading a file found.
+#[derive(Debug)]
+pub struct FileReport {
+    pub kind: Option<FileKind>,
+    pub findings: Findings,
+    pub conversations: usize,
+    pub bytes: u64,
+    /// The top-level keys and values other than `conversations` (empty for JSONL).
+    pub top: TopLevel,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadFailure<E> {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    /// The conversation sink refused a conversation.
+    #[error("stopped")]
+    Sink(E),
+}
+
+fn single(code: &'static str, path: JsonPath, position: Position, message: String) -> Findings {
+    let mut findings = Findings::default();
+    findings.push_diagnostic(Diagnostic { severity: Severity::Error, code, path, message, position: Some(position) });
+    findings
+}
+
+/// Reads `path`; in `Mode::Build`, hands each valid conversation to `sink`
+/// and stops at the first one with errors (the report then holds them).
+pub fn read_file<E>(
+    path: &Path,
+    mode: Mode,
+    mut sink: impl FnMut(Conversation) -> Result<(), E>,
+) -> Result<FileReport, ReadFailure<E>> {
+    let io_error = |source| ReadFailure::Io { path: path.to_owned(), source };
+    let bytes = std::fs::metadata(path).map_err(io_error)?.len();
+    if looks_like_jsonl(path) {
+        let file = File::open(path).map_err(io_error)?;
+        let findings = validate_jsonl(BufReader::new(file)).map_err(io_error)?;
+        return Ok(FileReport { kind: Some(FileKind::Jsonl), findings, conversations: 0, bytes, top: TopLevel::default() });
+    }
+    if bytes > IN_MEMORY_LIMIT {
+        let file = File::open(path).map_err(io_error)?;
+        return read_document(BufReader::new(file), None, bytes, mode, &mut sink, || std::fs::read(path));
+    }
+    let mut text = std::fs::read(path).map_err(io_error)?;
+    if let Some(findings) = check_text(&text) {
+        return Ok(FileReport { kind: None, findings, conversations: 0, bytes, top: TopLevel::default() });
+    }
+    let mut bom = Findings::default();
+    if text.starts_with(b"\xEF\xBB\xBF") {
+        text.drain(..3);
+        bom.warning(&JsonPath::root(), "byte_order_mark", "starts with a UTF-8 byte-order mark, which JSON does not use");
+        bom.locate_in(b"");
+    }
+    if is_jsonl_text(&text) {
+        let findings = validate_jsonl(&text[..]).map_err(io_error)?;
+        return Ok(FileReport { kind: Some(FileKind::Jsonl), findings, conversations: 0, bytes, top: TopLevel::default() });
+    }
+    let mut report = read_document(&text[..], Some(&text), bytes, mode, &mut sink, || Ok(Vec::new()))?;
+    bom.extend(std::mem::take(&mut report.findings));
+    report.findings = bom;
+    Ok(report)
+}
+
+/// Empty, whitespace-only and non-UTF-8 files, reported before parsing.
+fn check_text(text: &[u8]) -> Option<Findings> {
+    if text.iter().all(u8::is_ascii_whitespace) {
+        let message = if text.is_empty() { "the file is empty (0 bytes)" } else { "the file holds only whitespace" };
+        return Some(single("empty_file", JsonPath::root(), Position::of_offset(text, text.len()), message.into()));
+    }
+    if let Err(error) = std::str::from_utf8(text) {
+        let offset = error.valid_up_to();
+        return Some(single(
+            "not_utf8",
+            position::path_at(text, offset),
+            Position::of_offset(text, offset),
+            format!("the file is not UTF-8 text: invalid byte 0x{:02x} at byte offset {offset}", text[offset]),
+        ));
+    }
+    None
+}
+
+fn looks_like_jsonl(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("jsonl" | "ndjson"))
+}
+
+/// Several JSON values, one per line, rather than one document.
+fn is_jsonl_text(text: &[u8]) -> bool {
+    let mut lines = text.split(|&b| b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace));
+    let Some(first) = lines.next() else { return false };
+    lines.next().is_some() && serde_json::from_slice::<Value>(first).is_ok_and(|v| v.is_object())
+}
+
+fn read_document<R: Read, E>(
+    reader: R,
+    text: Option<&[u8]>,
+    bytes: u64,
+    mode: Mode,
+    sink: &mut impl FnMut(Conversation) -> Result<(), E>,
+    reread: impl FnOnce() -> io::Result<Vec<u8>>,
+) -> Result<FileReport, ReadFailure<E>> {
+    enum Stop<E> {
+        Invalid,
+        Sink(E),
+    }
+    let mut check = FullFileCheck::default();
+    let mut sink_error = None;
+    let on_conversation = |index: usize, entry: Value| -> Result<(), Stop<E>> {
+        let errors_before = check.findings.error_count();
+        check.conversation(index, &entry);
+        if check.findings.error_count() > errors_before {
+            return if mode == Mode::Build { Err(Stop::Invalid) } else { Ok(()) };
+        }
+        if mode == Mode::Build {
+            sink(Conversation::from_full_entry(entry, None, None)).map_err(Stop::Sink)?;
+        }
+        Ok(())
+    };
+    let result = match text {
+        Some(text) => document::read_slice(text, on_conversation),
+        None => document::read_stream(reader, on_conversation),
+    };
+    let mut top = match result {
+        Ok(top) => top,
+        Err(ReadError::Callback(Stop::Sink(error))) => {
+            sink_error = Some(error);
+            TopLevel::default()
+        }
+        Err(ReadError::Callback(Stop::Invalid)) => TopLevel::default(),
+        Err(ReadError::Syntax { message, line, column }) => {
+            let owned;
+            let text = match text {
+                Some(text) => text,
+                None => {
+                    owned = reread().unwrap_or_default();
+                    &owned
+                }
+            };
+            let offset = Position::offset_of_serde(text, line, column);
+            let findings = single("syntax", position::path_at(text, offset), Position::of_offset(text, offset), message);
+            return Ok(FileReport { kind: None, findings, conversations: 0, bytes, top: TopLevel::default() });
+        }
+    };
+    if let Some(error) = sink_error {
+        return Err(ReadFailure::Sink(error));
+    }
+    let is_full = top.conversations.is_some() || top.fields.contains_key("training_file_metadata");
+    let (kind, mut findings, conversations) = if is_full || !check.findings.is_empty() {
+        let stopped_early = check.findings.has_errors() && mode == Mode::Build;
+        let conversations = top.conversations.unwrap_or(0);
+        let findings = if stopped_early || mode == Mode::Build { check.findings } else { check.finish(&top) };
+        (FileKind::Full, findings, conversations)
+    } else {
+        let document = Value::Object(std::mem::take(&mut top.fields));
+        let findings = validate::validate_enriched(&document);
+        let Value::Object(map) = document else { unreachable!("built as an object above") };
+        if mode == Mode::Build && !findings.has_errors() {
+            sink(Conversation::from_enriched(map)).map_err(ReadFailure::Sink)?;
+        } else {
+            top.fields = map;
+        }
+        (FileKind::Enriched, findings, 1)
+    };
+    // Placing a finding re-reads the text; a build shows only errors, so it places only those.
+    let wanted = |d: &Diagnostic| mode == Mode::Validate || d.is_error();
+    if findings.iter().any(wanted) {
+        let owned;
+        let text = match text {
+            Some(text) => text,
+            None => {
+                owned = reread().map_err(|source| ReadFailure::Io { path: PathBuf::new(), source })?;
+                &owned
+            }
+        };
+        findings.locate_where(text, wanted);
+    }
+    Ok(FileReport { kind: Some(kind), findings, conversations, bytes, top })
+}
+
+/// Validates a JSONL file line by line (rules 18–21).
+pub fn validate_jsonl<R: BufRead>(reader: R) -> io::Result<Findings> {
+    let mut findings = Findings::default();
+    let mut seen_ids = std::collections::HashSet::new();
+    let mut meta_total = None;
+    let mut records = 0usize;
+    let mut first_record_line = true;
+    for (index, line) in reader.split(b'\n').enumerate() {
+        let line = line?;
+        let number = index + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let mut line_findings = Findings::default();
+        match serde_json::from_slice::<Value>(line) {
+            Err(error) => {
+                let offset = error.column().saturating_sub(1);
+                line_findings.push_diagnostic(Diagnostic {
+                    severity: Severity::Error,
+                    code: "syntax",
+                    path: position::path_at(line, offset),
+                    message: format!("line is not a JSON value: {error}"),
+                    position: Some(Position { line: number, column: Position::of_offset(line, offset).column }),
+                });
+            }
+            Ok(Value::Object(map)) if map.contains_key("_meta") => {
+                if !first_record_line {
+                    line_findings.error(&JsonPath::root().key("_meta"), "misplaced_meta", "a `_meta` header may only be the first line");
+                }
+                meta_total = check_meta(&mut line_findings, &map);
+            }
+            Ok(record @ Value::Object(_)) => {
+                records += 1;
+                validate::check_jsonl_record(&mut line_findings, &record, &mut seen_ids);
+            }
+            Ok(other) => line_findings.error(&JsonPath::root(), "wrong_type", format!("each line must be a JSON object, found {}", validate::describe(&other))),
+        }
+        first_record_line = false;
+        line_findings.locate_on_line(line, number);
+        findings.extend(line_findings);
+    }
+    if let Some(total) = meta_total {
+        if total != records as u64 {
+            let mut meta = Findings::default();
+            meta.warning(&JsonPath::root().key("_meta").key("total_pairs"), "meta_total", format!("says {total} but the file has {records} records"));
+            meta.locate_on_line(b"", 1);
+            findings.extend(meta);
+        }
+    }
+    Ok(findings)
+}
+
+fn check_meta(findings: &mut Findings, map: &serde_json::Map<String, Value>) -> Option<u64> {
+    let path = JsonPath::root().key("_meta");
+    let Some(meta) = map.get("_meta").and_then(Value::as_object) else {
+        findings.error(&path, "wrong_type", "`_meta` must be an object");
+        return None;
+    };
+    if !meta.get("file_name").is_some_and(Value::is_string) {
+        findings.error(&path.key("file_name"), "missing_key", "`_meta.file_name` must be a string");
+    }
+    if !meta.get("version").is_some_and(Value::is_string) {
+        findings.error(&path.key("version"), "missing_key", "`_meta.version` must be a string");
+    }
+    let total = meta.get("total_pairs").and_then(Value::as_u64);
+    if total.is_none() {
+        findings.error(&path.key("total_pairs"), "missing_key", "`_meta.total_pairs` must be an integer");
+    }
+    total
+}
+
+/// Expands inputs: files as given, folders recursively to their `*.json` files in name order.
+pub fn collect_input_files(inputs: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        let metadata = std::fs::metadata(input).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", input.display())))?;
+        if metadata.is_dir() {
+            let mut found = Vec::new();
+            walk(input, &mut found)?;
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(input.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, found)?;
+        } else if path.extension().is_some_and(|e| e == "json") {
+            found.push(path);
+        }
+    }
+    Ok(())
+}

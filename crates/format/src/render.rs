@@ -1,0 +1,178 @@
+//! Rendering a training file: each conversation becomes a *fragment* (its
+//! bytes in the full JSON and its JSONL lines) once; a file is a header, the
+//! fragments in order and a footer, so adding to a file never re-renders what
+//! it already holds.
+
+use std::io::{self, Write};
+
+use chrono::{DateTime, Utc};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value};
+
+use crate::json::{write_compact, write_indent, write_pretty_at};
+use crate::model::{has_target, Conversation};
+use crate::quality::{js_number, round2, ConversationFigures, QualityTier, Totals};
+use crate::validate::{FORMAT_SPEC, PAIR_KEYS};
+
+/// The full-file `version` lora-files writes.
+pub const FILE_VERSION: &str = "4.0.0";
+
+/// One conversation rendered for a training file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fragment {
+    pub conversation_id: String,
+    /// The conversation's entry in `conversations`, indented for its place (no separator).
+    pub json: Vec<u8>,
+    /// Its JSONL lines, each ending in `\n`.
+    pub jsonl: Vec<u8>,
+    pub figures: ConversationFigures,
+}
+
+/// The suffix that makes JSONL ids unique in a file: the first 8 characters of
+/// the conversation id, or all of it when another conversation of the file
+/// already uses those 8 (`taken` says whether one does).
+pub fn line_id_suffix(conversation_id: &str, taken: impl FnOnce(&str) -> bool) -> String {
+    let short: String = conversation_id.chars().take(8).collect();
+    if taken(&short) { conversation_id.to_owned() } else { short }
+}
+
+/// Renders `conversation`; `line_suffix` comes from [`line_id_suffix`].
+pub fn render_conversation_fragment(conversation: &Conversation, line_suffix: &str) -> Fragment {
+    let figures = conversation.figures();
+    let mut metadata = Map::new();
+    metadata.insert("conversation_id".into(), conversation.conversation_id.clone().into());
+    metadata.insert("source_file".into(), format!("fp_conversation_{}.json", conversation.conversation_id).into());
+    metadata.insert("created_date".into(), conversation.created_date.clone().into());
+    metadata.insert("total_turns".into(), figures.turns.into());
+    metadata.insert("quality_tier".into(), QualityTier::of_score(figures.quality_score).as_str().into());
+    metadata.insert("quality_score".into(), figures.quality_score.map(|s| js_number(round2(s))).into());
+    metadata.insert("scaffolding".into(), conversation.scaffolding.to_value());
+
+    let entry = ConversationEntry { metadata: &metadata, training_pairs: &conversation.training_pairs };
+    let mut json = Vec::with_capacity(16 * 1024);
+    write_indent(&mut json, 2).and_then(|()| write_pretty_at(&mut json, &entry, 2)).expect("writing to a Vec cannot fail");
+
+    let mut jsonl = Vec::with_capacity(8 * 1024);
+    for pair in conversation.training_pairs.iter().filter(|p| has_target(p)) {
+        let line = JsonlLine { pair, conversation_id: &conversation.conversation_id, suffix: line_suffix };
+        write_compact(&mut jsonl, &line).expect("writing to a Vec cannot fail");
+        jsonl.push(b'\n');
+    }
+    Fragment { conversation_id: conversation.conversation_id.clone(), json, jsonl, figures }
+}
+
+struct ConversationEntry<'a> {
+    metadata: &'a Map<String, Value>,
+    training_pairs: &'a [Value],
+}
+
+impl Serialize for ConversationEntry<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("conversation_metadata", self.metadata)?;
+        map.serialize_entry("training_pairs", self.training_pairs)?;
+        map.end()
+    }
+}
+
+/// A JSONL record: the pair's 10 keys in the spec's order, `id` suffixed and
+/// `conversation_id` the conversation's real id (spec §3.3).
+struct JsonlLine<'a> {
+    pair: &'a Value,
+    conversation_id: &'a str,
+    suffix: &'a str,
+}
+
+impl Serialize for JsonlLine<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        let pair_id = self.pair.get("id").and_then(Value::as_str).unwrap_or_default();
+        map.serialize_entry("id", &format!("{pair_id}_{}", self.suffix))?;
+        map.serialize_entry("conversation_id", self.conversation_id)?;
+        for key in &PAIR_KEYS[2..] {
+            if let Some(value) = self.pair.get(*key) {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// What a training file states about itself besides its totals.
+#[derive(Clone, Debug)]
+pub struct FileHeader {
+    pub file_name: String,
+    pub description: Option<String>,
+    pub created: DateTime<Utc>,
+    pub last_updated: DateTime<Utc>,
+    pub target_model: Option<String>,
+    pub vertical: String,
+    pub consultant_profile: Value,
+}
+
+/// ISO 8601 with milliseconds and `Z`, as the original writes.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// The `training_file_metadata` block.
+pub fn file_metadata(header: &FileHeader, totals: &Totals) -> Value {
+    let mut map = Map::new();
+    map.insert("file_name".into(), header.file_name.clone().into());
+    if let Some(description) = &header.description {
+        map.insert("description".into(), description.clone().into());
+    }
+    map.insert("version".into(), FILE_VERSION.into());
+    map.insert("created_date".into(), timestamp(header.created).into());
+    map.insert("last_updated".into(), timestamp(header.last_updated).into());
+    map.insert("format_spec".into(), FORMAT_SPEC.into());
+    if let Some(model) = &header.target_model {
+        map.insert("target_model".into(), model.clone().into());
+    }
+    map.insert("vertical".into(), header.vertical.clone().into());
+    map.insert("total_conversations".into(), totals.conversations.into());
+    map.insert("total_training_pairs".into(), totals.training_pairs.into());
+    map.insert("total_turns".into(), totals.turns.into());
+    map.insert("quality_summary".into(), serde_json::to_value(totals.quality()).expect("plain data"));
+    map.insert("scaffolding_distribution".into(), totals.distribution.to_value());
+    Value::Object(map)
+}
+
+/// Everything of the full JSON before the first fragment.
+pub fn full_json_prefix(header: &FileHeader, totals: &Totals) -> Vec<u8> {
+    let mut out = b"{\n  \"training_file_metadata\": ".to_vec();
+    write_pretty_at(&mut out, &file_metadata(header, totals), 1).expect("writing to a Vec cannot fail");
+    out.extend_from_slice(b",\n  \"consultant_profile\": ");
+    write_pretty_at(&mut out, &header.consultant_profile, 1).expect("writing to a Vec cannot fail");
+    out.extend_from_slice(b",\n  \"conversations\": [");
+    out
+}
+
+/// What goes before fragment number `index` (0-based).
+pub fn fragment_separator(index: usize) -> &'static [u8] {
+    if index == 0 { b"\n" } else { b",\n" }
+}
+
+/// Everything after the last of `count` fragments (no trailing newline, like the original).
+pub fn full_json_suffix(count: usize) -> &'static [u8] {
+    if count == 0 { b"]\n}" } else { b"\n  ]\n}" }
+}
+
+/// The optional `_meta` first line of the JSONL for old consumers.
+pub fn jsonl_meta_line(file_name: &str, total_pairs: usize) -> Vec<u8> {
+    let meta = serde_json::json!({"_meta": {"file_name": file_name, "total_pairs": total_pairs, "version": FILE_VERSION}});
+    let mut out = Vec::new();
+    write_compact(&mut out, &meta).expect("writing to a Vec cannot fail");
+    out.push(b'\n');
+    out
+}
+
+/// Writes a whole full JSON from fragments held in memory (tests, small files).
+pub fn write_full_json<W: Write>(mut out: W, header: &FileHeader, totals: &Totals, fragments: &[&[u8]]) -> io::Result<()> {
+    out.write_all(&full_json_prefix(header, totals))?;
+    for (i, fragment) in fragments.iter().enumerate() {
+        out.write_all(fragment_separator(i))?;
+        out.write_all(fragment)?;
+    }
+    out.write_all(full_json_suffix(fragments.len()))
+}

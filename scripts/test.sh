@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test of lora-files on a fresh machine: installs and starts what
+# the tests need, then runs the whole workspace's tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+ensure_rust() {
+  if ! command -v cargo >/dev/null; then
+    log "cargo is missing: install Rust (https://rustup.rs) and run again"
+    exit 1
+  fi
+}
+
+run_tests() {
+  log "running the tests"
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --all-targets --no-fail-fast
+    # nextest does not run doctests
+    cargo test --workspace --doc --quiet
+  else
+    cargo test --workspace --all-targets --no-fail-fast
+  fi
+}
+
+ensure_rust
+run_tests

@@ -1,0 +1,131 @@
+//! `lora-files bench`: performance figures on generated data, printed for
+//! `docs/performance.md` (goals are checked here, never in timed tests).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+use lora_files_format::build::{self, BuildOptions};
+
+use super::human_bytes;
+
+#[derive(clap::Subcommand)]
+pub enum Bench {
+    /// Generate N enriched conversations from the bundled examples, build them, compare with `cat`.
+    Build {
+        #[arg(long, default_value_t = 1000)]
+        conversations: usize,
+        /// Enriched conversation files to copy (each copy gets its own id).
+        #[arg(long, default_value = "tests/fixtures/enriched")]
+        fixtures: PathBuf,
+        /// Where to put the generated inputs and outputs (default: a temporary folder, removed after).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
+}
+
+pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
+    match bench {
+        Bench::Build { conversations, fixtures, work_dir } => {
+            let temp = tempfile::tempdir()?;
+            let work = work_dir.unwrap_or_else(|| temp.path().to_owned());
+            bench_build(conversations, &fixtures, &work)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_build(count: usize, fixtures: &Path, work: &Path) -> anyhow::Result<()> {
+    let inputs = work.join("inputs");
+    let generated = generate_conversations(count, fixtures, &inputs)?;
+    println!("generated {count} conversations ({}) in {}", human_bytes(generated), inputs.display());
+
+    // Both runs read from a warm page cache: `cat` goes first and warms it.
+    let cat_out = work.join("cat.out");
+    let started = Instant::now();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("find '{}' -name '*.json' -print0 | sort -z | xargs -0 cat > '{}'", inputs.display(), cat_out.display()))
+        .stdin(Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "cat failed");
+    let cat_seconds = started.elapsed().as_secs_f64();
+    std::fs::remove_file(&cat_out)?;
+
+    reset_peak_rss();
+    let options = BuildOptions {
+        name: "bench".into(),
+        description: None,
+        target_model: Some("bench-model".into()),
+        vertical: None,
+        jsonl_meta: false,
+        now: chrono::DateTime::UNIX_EPOCH,
+    };
+    let started = Instant::now();
+    let summary = build::build(std::slice::from_ref(&inputs), &work.join("out"), &options, |_| {})?;
+    let build_seconds = started.elapsed().as_secs_f64();
+    let peak = peak_rss_bytes();
+
+    let mb = |bytes: u64| bytes as f64 / 1e6;
+    let input_mb = mb(summary.input_bytes);
+    let output_mb = mb(summary.json_bytes + summary.jsonl_bytes);
+    println!("conversations:   {}", summary.conversations);
+    println!("input:           {input_mb:.1} MB");
+    println!("output:          {output_mb:.1} MB (json {:.1} MB, jsonl {:.1} MB)", mb(summary.json_bytes), mb(summary.jsonl_bytes));
+    println!("build:           {build_seconds:.2} s, {:.0} MB/s of input", input_mb / build_seconds);
+    println!("cat:             {cat_seconds:.2} s, {:.0} MB/s", input_mb / cat_seconds);
+    println!("build / cat:     {:.0} %", 100.0 * cat_seconds / build_seconds);
+    match peak {
+        Some(peak) => println!("peak RSS:        {:.1} MB", mb(peak)),
+        None => println!("peak RSS:        unavailable (no /proc)"),
+    }
+    Ok(())
+}
+
+/// Writes `count` copies of the fixture conversations, each under a new
+/// deterministic id, one file at a time (memory stays flat). Returns the bytes written.
+fn generate_conversations(count: usize, fixtures: &Path, dir: &Path) -> anyhow::Result<u64> {
+    let mut templates = Vec::new();
+    for entry in std::fs::read_dir(fixtures)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let text = std::fs::read_to_string(&path)?;
+            let document: serde_json::Value = serde_json::from_str(&text)?;
+            let name = document.pointer("/dataset_metadata/dataset_name").and_then(|v| v.as_str()).unwrap_or_default();
+            if let Some(id) = lora_files_format::model::conversation_id_from_dataset_name(name) {
+                templates.push((id.to_owned(), text));
+            }
+        }
+    }
+    templates.sort();
+    anyhow::ensure!(!templates.is_empty(), "no enriched conversations with fp_conversation_<uuid> names in {}", fixtures.display());
+    std::fs::create_dir_all(dir)?;
+    let mut bytes = 0;
+    for i in 0..count {
+        let (old_id, text) = &templates[i % templates.len()];
+        let new_id = uuid_for(i);
+        let text = text.replace(old_id.as_str(), &new_id);
+        let shard = dir.join(format!("{:03}", i / 1000));
+        std::fs::create_dir_all(&shard)?;
+        std::fs::write(shard.join(format!("{new_id}.json")), &text)?;
+        bytes += text.len() as u64;
+    }
+    Ok(bytes)
+}
+
+fn uuid_for(i: usize) -> String {
+    let hex = format!("{:032x}", (i as u128 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
+    format!("{}-{}-4{}-8{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+}
+
+/// Resets the kernel's peak-RSS mark so it measures only what follows.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

@@ -1,0 +1,41 @@
+//! The `lora-files` command: parses arguments and hands each subcommand to its module.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "lora-files", version, about = "Assemble LoRA fine-tuning data sets from enriched coaching conversations")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build a full JSON training file and its JSONL from enriched conversations.
+    Build(commands::build::Args),
+    /// Check enriched, full JSON and JSONL files; exits 1 when any has errors.
+    Validate(commands::validate::Args),
+    /// Measure lora-files on generated data and print the figures.
+    #[command(subcommand)]
+    Bench(commands::bench::Bench),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build(args) => commands::build::run(args),
+        Command::Validate(args) => commands::validate::run(args),
+        Command::Bench(bench) => commands::bench::run(bench),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

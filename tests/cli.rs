@@ -1,0 +1,99 @@
+//! The `lora-files` binary as a user runs it: exit codes, messages, outputs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn lora_files(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lora-files")).args(args).env("SOURCE_DATE_EPOCH", "1764000000").output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn validate_prints_file_line_column_path_and_exits_1_on_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    let original = std::fs::read_to_string(fixtures().join("enriched/single-convo-file-3.json")).unwrap();
+    std::fs::write(&bad, original.replacen("\"turn_number\": 3,", "\"turn_number\": 4,", 1)).unwrap();
+    let output = lora_files(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    let expected = format!("{}:164:22: training_pairs[2].turn_number: error: turn_number is 4", bad.display());
+    assert!(stdout.contains(&expected), "{stdout}");
+    assert!(stdout.contains("1 file(s): "), "{stdout}");
+}
+
+#[test]
+fn validate_json_reports_the_same_findings_as_data() {
+    let output = lora_files(&["validate", "--json", fixtures().join("full/full-file-1.json").to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["errors"], 0);
+    let first = &report["files"][0];
+    assert_eq!(first["kind"], "full");
+    let diagnostic = &first["diagnostics"][0];
+    for key in ["severity", "code", "path", "message", "line", "column"] {
+        assert!(diagnostic.get(key).is_some(), "{key} missing from {diagnostic}");
+    }
+}
+
+#[test]
+fn build_writes_both_files_and_a_summary() {
+    let out = tempfile::tempdir().unwrap();
+    let output = lora_files(&["build", fixtures().join("enriched").to_str().unwrap(), "--name", "Batch 1", "--out", out.path().to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("7 conversations, 19 training pairs (41 turns)"), "{stdout}");
+    assert!(out.path().join("Batch 1.json").exists() && out.path().join("Batch 1.jsonl").exists());
+    let validate = lora_files(&["validate", out.path().join("Batch 1.json").to_str().unwrap(), out.path().join("Batch 1.jsonl").to_str().unwrap()]);
+    assert_eq!(validate.status.code(), Some(0), "{}", text(&validate.stdout));
+}
+
+#[test]
+fn build_failure_names_the_file_and_writes_nothing() {
+    let inputs = tempfile::tempdir().unwrap();
+    std::fs::write(inputs.path().join("empty.json"), b"").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let output = lora_files(&["build", inputs.path().to_str().unwrap(), "--name", "x", "--out", out.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("empty.json:1:1: $: error: the file is empty"), "{stderr}");
+    assert!(stderr.contains("nothing was written"), "{stderr}");
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn no_input_makes_it_panic() {
+    // Every prefix-cut of a real file, plus bytes that are not text at all.
+    let dir = tempfile::tempdir().unwrap();
+    let original = std::fs::read(fixtures().join("enriched/single-convo-file-1.json")).unwrap();
+    let mut paths = Vec::new();
+    for (i, cut) in (0..original.len()).step_by(997).enumerate() {
+        let path = dir.path().join(format!("cut-{i}.json"));
+        std::fs::write(&path, &original[..cut]).unwrap();
+        paths.push(path);
+    }
+    let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    for (name, bytes) in [("noise.json", &noise[..]), ("nul.json", b"\0\0\0"), ("deep.json", &[b'['; 100_000][..]), ("lines.jsonl", b"{}\n[1]\n\"x\"\n{\"_meta\":1}\n")] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        paths.push(path);
+    }
+    let mut args = vec!["validate"];
+    args.extend(paths.iter().map(|p| p.to_str().unwrap()));
+    let output = lora_files(&args);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(!text(&output.stderr).contains("panicked"), "{}", text(&output.stderr));
+    let out = tempfile::tempdir().unwrap();
+    for path in &paths {
+        let output = lora_files(&["build", path.to_str().unwrap(), "--name", "x", "--out", out.path().to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(1), "{}: {}", path.display(), text(&output.stderr));
+        assert!(!text(&output.stderr).contains("panicked"), "{}", text(&output.stderr));
+    }
+}
