@@ -124,26 +124,22 @@ impl<'f> Check<'f> {
         Some(text)
     }
 
-    fn integer(&mut self, map: &Map<String, Value>, key: &str, path: &JsonPath) -> Option<i64> {
+    /// The value at `key` as a `T`, or a `wrong_type` finding saying it must be `what`.
+    fn typed<T>(&mut self, map: &Map<String, Value>, key: &str, path: &JsonPath, what: &str, extract: fn(&Value) -> Option<T>) -> Option<T> {
         let value = self.field(map, key, path)?;
-        match value.as_i64() {
-            Some(n) => Some(n),
-            None => {
-                self.findings.error(&path.key(key), "wrong_type", format!("must be an integer, found {}", describe(value)));
-                None
-            }
+        let typed = extract(value);
+        if typed.is_none() {
+            self.findings.error(&path.key(key), "wrong_type", format!("must be {what}, found {}", describe(value)));
         }
+        typed
+    }
+
+    fn integer(&mut self, map: &Map<String, Value>, key: &str, path: &JsonPath) -> Option<i64> {
+        self.typed(map, key, path, "an integer", Value::as_i64)
     }
 
     fn boolean(&mut self, map: &Map<String, Value>, key: &str, path: &JsonPath) -> Option<bool> {
-        let value = self.field(map, key, path)?;
-        match value.as_bool() {
-            Some(b) => Some(b),
-            None => {
-                self.findings.error(&path.key(key), "wrong_type", format!("must be true or false, found {}", describe(value)));
-                None
-            }
-        }
+        self.typed(map, key, path, "true or false", Value::as_bool)
     }
 
     /// A number within `[low, high]`.
