@@ -16,9 +16,10 @@ ensure_rust() {
 run_tests() {
   log "running the tests"
   if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --all-targets --no-fail-fast
-    # nextest does not run doctests
+    # nextest does not run doctests; run them first so the summary of the
+    # whole suite is the last thing printed.
     cargo test --workspace --doc --quiet
+    cargo nextest run --workspace --all-targets --no-fail-fast
   else
     cargo test --workspace --all-targets --no-fail-fast
   fi

@@ -97,3 +97,23 @@ fn no_input_makes_it_panic() {
         assert!(!text(&output.stderr).contains("panicked"), "{}", text(&output.stderr));
     }
 }
+
+#[test]
+fn validate_checks_a_jsonl_against_its_full_json() {
+    let out = tempfile::tempdir().unwrap();
+    let build = lora_files(&["build", fixtures().join("enriched").to_str().unwrap(), "--name", "pair", "--out", out.path().to_str().unwrap()]);
+    assert!(build.status.success(), "{}", text(&build.stderr));
+    let (json, jsonl) = (out.path().join("pair.json"), out.path().join("pair.jsonl"));
+    let ok = lora_files(&["validate", json.to_str().unwrap(), jsonl.to_str().unwrap()]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stdout));
+
+    // Swap two lines: each is still a valid record, but not in the full file's order.
+    let original = std::fs::read_to_string(&jsonl).unwrap();
+    let mut lines: Vec<&str> = original.lines().collect();
+    lines.swap(2, 3);
+    std::fs::write(&jsonl, lines.join("\n") + "\n").unwrap();
+    let swapped = lora_files(&["validate", json.to_str().unwrap(), jsonl.to_str().unwrap()]);
+    assert_eq!(swapped.status.code(), Some(1));
+    let stdout = text(&swapped.stdout);
+    assert!(stdout.contains(&format!("{}:3:", jsonl.display())) && stdout.contains("differs from conversations["), "{stdout}");
+}

@@ -36,6 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let (errors, warnings) = (report.findings.error_count(), report.findings.warning_count());
         results.push(FileResult { file: file.clone(), kind: report.kind, errors, warnings, diagnostics: report.findings.into_vec() });
     }
+    cross_check_pairs(&mut results)?;
     let errors: usize = results.iter().map(|r| r.errors).sum();
     let warnings: usize = results.iter().map(|r| r.warnings).sum();
     if args.json {
@@ -54,4 +55,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{} file(s): {errors} error(s), {warnings} warning(s)", results.len());
     }
     Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// A JSONL given with its full JSON (`NAME.jsonl` beside `NAME.json`) must
+/// hold exactly that file's pairs with a target, in order.
+fn cross_check_pairs(results: &mut [FileResult]) -> anyhow::Result<()> {
+    let clean_full: Vec<PathBuf> = results.iter().filter(|r| r.kind == Some(FileKind::Full) && r.errors == 0).map(|r| r.file.clone()).collect();
+    for result in results.iter_mut().filter(|r| r.kind == Some(FileKind::Jsonl) && r.errors == 0) {
+        let Some(full) = clean_full.iter().find(|f| f.with_extension("jsonl") == result.file) else { continue };
+        let findings = input::check_jsonl_against_full(full, &result.file).map_err(|e| anyhow::anyhow!("{}: {e}", result.file.display()))?;
+        result.errors += findings.error_count();
+        result.diagnostics.extend(findings.into_vec());
+    }
+    Ok(())
 }

@@ -401,8 +401,8 @@ fn read_checked(file: &Path, sink: impl FnMut(Conversation) -> Result<(), BuildE
         let errors = report.findings.into_iter().filter(Diagnostic::is_error).collect();
         return Err(BuildError::Invalid { path: file.to_owned(), errors });
     }
-    if report.kind == Some(FileKind::Jsonl) {
-        return Err(BuildError::WrongKind { path: file.to_owned(), kind: FileKind::Jsonl });
+    if let Some(kind @ (FileKind::Jsonl | FileKind::Raw)) = report.kind {
+        return Err(BuildError::WrongKind { path: file.to_owned(), kind });
     }
     Ok(CheckedFile { kind: report.kind, warnings: report.findings.warning_count(), bytes: report.bytes, top: report.top.fields })
 }

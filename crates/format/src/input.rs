@@ -24,6 +24,8 @@ pub enum FileKind {
     Enriched,
     Full,
     Jsonl,
+    /// An LLM conversation (`conversation_metadata` + `turns`), not yet enriched.
+    Raw,
 }
 
 /// Whether reading stops at the first conversation with errors (building) or
@@ -181,6 +183,19 @@ fn read_document<R: Read, E>(
         return Err(ReadFailure::Sink(error));
     }
     let is_full = top.conversations.is_some() || top.fields.contains_key("training_file_metadata");
+    let is_raw = top.fields.contains_key("turns") && !top.fields.contains_key("training_pairs");
+    if is_raw && !is_full {
+        let mut findings = Findings::default();
+        findings.error(
+            &JsonPath::root().key("turns"),
+            "not_enriched",
+            "this is a raw conversation (conversation_metadata + turns), not an enriched v4 file: enrich it first",
+        );
+        if let Some(text) = text {
+            findings.locate_in(text);
+        }
+        return Ok(FileReport { kind: Some(FileKind::Raw), findings, conversations: 0, bytes, top });
+    }
     let (kind, mut findings, conversations) = if is_full || !check.findings.is_empty() {
         let stopped_early = check.findings.has_errors() && mode == Mode::Build;
         let conversations = top.conversations.unwrap_or(0);
@@ -312,4 +327,61 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Rule 21: the JSONL's records are, in order, the full file's pairs that have
+/// a target. Both files are streamed side by side; the first difference is reported.
+pub fn check_jsonl_against_full(full: &Path, jsonl: &Path) -> io::Result<Findings> {
+    let mut records = BufReader::new(File::open(jsonl)?)
+        .split(b'\n')
+        .enumerate()
+        .map(|(i, line)| line.map(|l| (i + 1, l)))
+        .filter(|line| !matches!(line, Ok((_, l)) if l.iter().all(u8::is_ascii_whitespace) || l.starts_with(b"{\"_meta\"")));
+    let mut findings = Findings::default();
+    let result = document::read_stream(BufReader::new(File::open(full)?), |index, conversation| {
+        let conversation_id = conversation.pointer("/conversation_metadata/conversation_id").and_then(Value::as_str).unwrap_or_default();
+        let pairs = conversation.get("training_pairs").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        for (j, pair) in pairs.iter().enumerate().filter(|(_, p)| crate::model::has_target(p)) {
+            let origin = format!("conversations[{index}].training_pairs[{j}] of {}", full.display());
+            let Some(record) = records.next() else {
+                findings.error(&JsonPath::root(), "jsonl_mismatch", format!("the JSONL ends before {origin}"));
+                return Err(());
+            };
+            let (number, line) = record.map_err(|_| ())?;
+            let difference = match serde_json::from_slice::<Value>(&line) {
+                Ok(record) => record_difference(&record, pair, conversation_id),
+                Err(_) => Some(JsonPath::root()),
+            };
+            if let Some(path) = difference {
+                let mut mismatch = Findings::default();
+                mismatch.error(&path, "jsonl_mismatch", format!("differs from {origin}"));
+                mismatch.locate_on_line(&line, number);
+                findings.extend(mismatch);
+                return Err(());
+            }
+        }
+        Ok(())
+    });
+    if result.is_ok() {
+        if let Some(Ok((number, _))) = records.next() {
+            let mut extra = Findings::default();
+            extra.error(&JsonPath::root(), "jsonl_mismatch", format!("line {number} has no pair with a target in {}", full.display()));
+            extra.locate_on_line(b"", number);
+            findings.extend(extra);
+        }
+    }
+    Ok(findings)
+}
+
+/// The first key where a JSONL record differs from the pair it should carry.
+fn record_difference(record: &Value, pair: &Value, conversation_id: &str) -> Option<JsonPath> {
+    let root = JsonPath::root();
+    let pair_id = pair.get("id").and_then(Value::as_str).unwrap_or_default();
+    if !record.get("id").and_then(Value::as_str).is_some_and(|id| id.starts_with(&format!("{pair_id}_"))) {
+        return Some(root.key("id"));
+    }
+    if record.get("conversation_id").and_then(Value::as_str) != Some(conversation_id) {
+        return Some(root.key("conversation_id"));
+    }
+    validate::PAIR_KEYS[2..].iter().find(|key| record.get(**key) != pair.get(**key)).map(|key| root.key(key))
 }

@@ -52,9 +52,13 @@ fn the_hand_made_examples_show_their_known_defects() {
 }
 
 #[test]
-fn raw_llm_output_is_not_an_enriched_file() {
-    let report = validate_path(&fixture("raw/single-convo-file-3-raw.json"));
-    assert!(report.findings.has_errors());
-    let paths: Vec<String> = report.findings.errors().map(|d| d.path.to_string()).collect();
-    assert!(paths.contains(&"training_pairs".to_owned()), "{paths:?}");
+fn raw_llm_output_is_recognised_and_refused_with_one_clear_error() {
+    for name in ["raw/single-convo-file-3-raw.json", "raw/recent-raw.json"] {
+        let report = validate_path(&fixture(name));
+        assert_eq!(report.kind, Some(FileKind::Raw), "{name}");
+        let errors: Vec<_> = report.findings.errors().collect();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert_eq!(errors[0].code, "not_enriched");
+        assert_eq!(errors[0].path.to_string(), "turns");
+    }
 }
