@@ -208,3 +208,23 @@ fn an_invalid_input_fails_the_build_with_its_errors_and_writes_nothing() {
     }
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn line_ids_stay_unique_when_two_conversation_ids_share_their_first_8_characters() {
+    // Two copies of one conversation whose ids differ only after the 8th character:
+    // the short suffix alone would give both the same line ids.
+    let inputs = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixture("enriched/enriched-2.json")).unwrap();
+    let (id, twin) = ("2ecd51bd-8dd9-478a-9fb4-de20f69bd441", "2ecd51bd-0000-4000-8000-000000000001");
+    std::fs::write(inputs.path().join("a.json"), &text).unwrap();
+    std::fs::write(inputs.path().join("b.json"), text.replace(id, twin)).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let summary = build_into(&[inputs.path().to_owned()], out.path(), &options("twins"));
+    let lines = jsonl_lines(&summary.jsonl_path);
+    let ids: Vec<&str> = lines.iter().map(|l| l["id"].as_str().unwrap()).collect();
+    let unique: std::collections::HashSet<&&str> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "{ids:?}");
+    assert!(ids[..3].iter().all(|i| i.ends_with("_2ecd51bd")), "the first conversation keeps the short form: {ids:?}");
+    assert!(ids[3..].iter().all(|i| i.ends_with(&format!("_{twin}"))), "the later one uses its full id: {ids:?}");
+    assert!(!common::validate_path(&summary.jsonl_path).findings.has_errors());
+}
