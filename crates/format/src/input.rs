@@ -347,7 +347,13 @@ pub fn check_jsonl_against_full(full: &Path, jsonl: &Path) -> io::Result<Finding
                 findings.error(&JsonPath::root(), "jsonl_mismatch", format!("the JSONL ends before {origin}"));
                 return Err(());
             };
-            let (number, line) = record.map_err(|_| ())?;
+            let (number, line) = match record {
+                Ok(record) => record,
+                Err(error) => {
+                    findings.error(&JsonPath::root(), "unreadable", format!("cannot read {}: {error}", jsonl.display()));
+                    return Err(());
+                }
+            };
             let difference = match serde_json::from_slice::<Value>(&line) {
                 Ok(record) => record_difference(&record, pair, conversation_id),
                 Err(_) => Some(JsonPath::root()),
