@@ -1,12 +1,15 @@
 //! JSON paths such as `training_pairs[3].conversation_history[1].role`.
 //! Diagnostics name the place they talk about with one of these.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// One step into a JSON document.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Segment {
-    Key(String),
+    /// Field names are mostly the spec's literals: borrowing them keeps
+    /// building paths cheap on the validator's hot path.
+    Key(Cow<'static, str>),
     Index(usize),
 }
 
@@ -19,14 +22,16 @@ impl JsonPath {
         Self::default()
     }
 
-    pub fn key(&self, key: &str) -> Self {
-        let mut segments = self.0.clone();
-        segments.push(Segment::Key(key.to_owned()));
+    pub fn key(&self, key: impl Into<Cow<'static, str>>) -> Self {
+        let mut segments = Vec::with_capacity(self.0.len() + 1);
+        segments.extend(self.0.iter().cloned());
+        segments.push(Segment::Key(key.into()));
         Self(segments)
     }
 
     pub fn index(&self, index: usize) -> Self {
-        let mut segments = self.0.clone();
+        let mut segments = Vec::with_capacity(self.0.len() + 1);
+        segments.extend(self.0.iter().cloned());
         segments.push(Segment::Index(index));
         Self(segments)
     }

@@ -128,7 +128,7 @@ impl<'t, 'p> Scanner<'t, 'p> {
                 return Err(Stop::Broken);
             }
             let key = self.string()?;
-            self.path.push(Segment::Key(key));
+            self.path.push(Segment::Key(key.into()));
             self.skip_ws();
             if self.peek()? != b':' {
                 return Err(Stop::Broken);

@@ -97,7 +97,7 @@ impl<'f> Check<'f> {
         }
     }
 
-    fn field<'v>(&mut self, map: &'v Map<String, Value>, key: &str, path: &JsonPath) -> Option<&'v Value> {
+    fn field<'v>(&mut self, map: &'v Map<String, Value>, key: &'static str, path: &JsonPath) -> Option<&'v Value> {
         let value = map.get(key);
         if value.is_none() {
             self.findings.error(&path.key(key), "missing_key", format!("required key `{key}` is missing"));
@@ -105,7 +105,7 @@ impl<'f> Check<'f> {
         value
     }
 
-    fn string<'v>(&mut self, map: &'v Map<String, Value>, key: &str, path: &JsonPath) -> Option<&'v str> {
+    fn string<'v>(&mut self, map: &'v Map<String, Value>, key: &'static str, path: &JsonPath) -> Option<&'v str> {
         match self.field(map, key, path)? {
             Value::String(s) => Some(s),
             other => {
@@ -115,7 +115,7 @@ impl<'f> Check<'f> {
         }
     }
 
-    fn non_empty_string<'v>(&mut self, map: &'v Map<String, Value>, key: &str, path: &JsonPath) -> Option<&'v str> {
+    fn non_empty_string<'v>(&mut self, map: &'v Map<String, Value>, key: &'static str, path: &JsonPath) -> Option<&'v str> {
         let text = self.string(map, key, path)?;
         if text.trim().is_empty() {
             self.findings.error(&path.key(key), "empty_string", "must not be empty");
@@ -125,7 +125,7 @@ impl<'f> Check<'f> {
     }
 
     /// The value at `key` as a `T`, or a `wrong_type` finding saying it must be `what`.
-    fn typed<T>(&mut self, map: &Map<String, Value>, key: &str, path: &JsonPath, what: &str, extract: fn(&Value) -> Option<T>) -> Option<T> {
+    fn typed<T>(&mut self, map: &Map<String, Value>, key: &'static str, path: &JsonPath, what: &str, extract: fn(&Value) -> Option<T>) -> Option<T> {
         let value = self.field(map, key, path)?;
         let typed = extract(value);
         if typed.is_none() {
@@ -134,16 +134,16 @@ impl<'f> Check<'f> {
         typed
     }
 
-    fn integer(&mut self, map: &Map<String, Value>, key: &str, path: &JsonPath) -> Option<i64> {
+    fn integer(&mut self, map: &Map<String, Value>, key: &'static str, path: &JsonPath) -> Option<i64> {
         self.typed(map, key, path, "an integer", Value::as_i64)
     }
 
-    fn boolean(&mut self, map: &Map<String, Value>, key: &str, path: &JsonPath) -> Option<bool> {
+    fn boolean(&mut self, map: &Map<String, Value>, key: &'static str, path: &JsonPath) -> Option<bool> {
         self.typed(map, key, path, "true or false", Value::as_bool)
     }
 
     /// A number within `[low, high]`.
-    fn number_in(&mut self, map: &Map<String, Value>, key: &str, path: &JsonPath, low: f64, high: f64) -> Option<f64> {
+    fn number_in(&mut self, map: &Map<String, Value>, key: &'static str, path: &JsonPath, low: f64, high: f64) -> Option<f64> {
         let value = self.field(map, key, path)?;
         let Some(n) = value.as_f64() else {
             self.findings.error(&path.key(key), "wrong_type", format!("must be a number, found {}", describe(value)));
@@ -156,7 +156,7 @@ impl<'f> Check<'f> {
         Some(n)
     }
 
-    fn string_array(&mut self, map: &Map<String, Value>, key: &str, path: &JsonPath, min_items: usize) {
+    fn string_array(&mut self, map: &Map<String, Value>, key: &'static str, path: &JsonPath, min_items: usize) {
         let Some(value) = self.field(map, key, path) else { return };
         let Some(items) = value.as_array() else {
             self.findings.error(&path.key(key), "wrong_type", format!("must be an array of strings, found {}", describe(value)));
@@ -187,7 +187,7 @@ pub fn validate_enriched(document: &Value) -> Findings {
     }
     for key in top.keys() {
         if !matches!(key.as_str(), "dataset_metadata" | "consultant_profile" | "training_pairs" | "input_parameters") {
-            findings.warning(&root.key(key), "unknown_key", format!("unexpected top-level key `{key}`"));
+            findings.warning(&root.key(key.clone()), "unknown_key", format!("unexpected top-level key `{key}`"));
         }
     }
 
@@ -261,13 +261,12 @@ fn check_consultant_profile(check: &mut Check, profile: &Value, path: &JsonPath)
     check.integer(profile, "years_experience", path);
     let philosophy_path = path.key("core_philosophy");
     if let Some(philosophy) = check.field(profile, "core_philosophy", path).and_then(|v| check.object(v, &philosophy_path)) {
-        for i in 1..=5 {
-            check.string(philosophy, &format!("principle_{i}"), &philosophy_path);
+        const PRINCIPLES: [&str; 5] = ["principle_1", "principle_2", "principle_3", "principle_4", "principle_5"];
+        for key in PRINCIPLES {
+            check.string(philosophy, key, &philosophy_path);
         }
-        for key in philosophy.keys() {
-            if !(1..=5).any(|i| key == &format!("principle_{i}")) {
-                check.findings.error(&philosophy_path.key(key), "unknown_key", "core_philosophy holds exactly principle_1 to principle_5");
-            }
+        for key in philosophy.keys().filter(|k| !PRINCIPLES.contains(&k.as_str())) {
+            check.findings.error(&philosophy_path.key(key.clone()), "unknown_key", "core_philosophy holds exactly principle_1 to principle_5");
         }
     }
     let style_path = path.key("communication_style");
@@ -473,7 +472,7 @@ fn check_pair<'v>(findings: &mut Findings, pair: &'v Value, path: &JsonPath, ind
     Some(PairFacts { index, turn, id, conversation_id, target, user_input, emotions, history, metadata, system_prompt })
 }
 
-fn check_optional_string<'v>(check: &mut Check, map: &'v Map<String, Value>, key: &str, path: &JsonPath) -> Option<&'v str> {
+fn check_optional_string<'v>(check: &mut Check, map: &'v Map<String, Value>, key: &'static str, path: &JsonPath) -> Option<&'v str> {
     check.non_empty_string(map, key, path)
 }
 
@@ -627,19 +626,19 @@ fn check_history_replay(findings: &mut Findings, pair: &PairFacts, all: &[PairFa
     for (k, entry) in history.iter().enumerate().take(pair.index) {
         let Some(earlier) = all.iter().find(|f| f.index == k) else { continue };
         let Some(entry) = entry.as_object() else { continue };
-        let entry_path = path.key("conversation_history").index(k);
+        let entry_path = || path.key("conversation_history").index(k);
         if let Some((role, text)) = earlier.message() {
             if entry.get("role").and_then(Value::as_str).is_some_and(|r| r != role) {
-                findings.error(&entry_path.key("role"), "history_mismatch", format!("must be {role:?}: pair {} is a {role} message", k + 1));
+                findings.error(&entry_path().key("role"), "history_mismatch", format!("must be {role:?}: pair {} is a {role} message", k + 1));
             }
             if entry.get("content").and_then(Value::as_str).is_some_and(|c| c != text) {
-                findings.error(&entry_path.key("content"), "history_mismatch", format!("must repeat the text of pair {}", k + 1));
+                findings.error(&entry_path().key("content"), "history_mismatch", format!("must repeat the text of pair {}", k + 1));
             }
         }
         let (Some(state), Some(emotions)) = (entry.get("emotional_state").and_then(Value::as_object), earlier.emotions) else { continue };
         for key in ["primary", "secondary", "intensity"] {
             if state.get(key) != emotions.get(key) && !numbers_equal(state.get(key), emotions.get(key)) {
-                findings.error(&entry_path.key("emotional_state").key(key), "history_mismatch", format!("must repeat `{key}` of pair {}", k + 1));
+                findings.error(&entry_path().key("emotional_state").key(key), "history_mismatch", format!("must repeat `{key}` of pair {}", k + 1));
             }
         }
     }
@@ -656,7 +655,7 @@ fn check_metadata_consistency(findings: &mut Findings, pair: &PairFacts, first: 
     if let Some(first_metadata) = first.filter(|f| f.index != pair.index).and_then(|f| f.metadata) {
         for key in BASE_METADATA_KEYS.iter().chain(SCAFFOLDING_PAIR_KEYS.iter().map(|(k, _)| k)) {
             if metadata.get(*key) != first_metadata.get(*key) {
-                findings.error(&metadata_path.key(key), "metadata_varies", format!("`{key}` differs from the first pair's: it must be the same on every pair"));
+                findings.error(&metadata_path.key(*key), "metadata_varies", format!("`{key}` differs from the first pair's: it must be the same on every pair"));
             }
         }
     }
@@ -845,7 +844,7 @@ impl FullFileCheck {
         let findings = &mut self.findings;
         for key in &top.keys {
             if !matches!(key.as_str(), "training_file_metadata" | "consultant_profile" | "conversations") {
-                findings.error(&root.key(key), "unknown_key", format!("a full file has exactly three top-level keys; `{key}` is not one"));
+                findings.error(&root.key(key.clone()), "unknown_key", format!("a full file has exactly three top-level keys; `{key}` is not one"));
             }
         }
         if top.conversations.is_none() {
@@ -944,11 +943,11 @@ fn check_quality_summary(findings: &mut Findings, value: Option<&Value>, path: &
             Some(Value::Null) => None,
             Some(v) if v.is_number() => v.as_f64(),
             Some(other) => {
-                findings.error(&path.key(key), "wrong_type", format!("must be a number or null, found {}", describe(other)));
+                findings.error(&path.key(*key), "wrong_type", format!("must be a number or null, found {}", describe(other)));
                 None
             }
             None => {
-                findings.error(&path.key(key), "missing_key", format!("required key `{key}` is missing"));
+                findings.error(&path.key(*key), "missing_key", format!("required key `{key}` is missing"));
                 None
             }
         })
@@ -984,7 +983,7 @@ pub fn check_jsonl_record(findings: &mut Findings, record: &Value, seen_ids: &mu
     let Some(map) = record.as_object() else { return };
     for key in map.keys() {
         if !PAIR_KEYS.contains(&key.as_str()) {
-            findings.error(&root.key(key), "unknown_key", format!("a JSONL record has exactly the 10 pair keys; `{key}` is not one"));
+            findings.error(&root.key(key.clone()), "unknown_key", format!("a JSONL record has exactly the 10 pair keys; `{key}` is not one"));
         }
     }
     if facts.target == Some(None) {
