@@ -391,3 +391,33 @@ fn record_difference(record: &Value, pair: &Value, conversation_id: &str) -> Opt
     }
     validate::PAIR_KEYS[2..].iter().find(|key| record.get(**key) != pair.get(**key)).map(|key| root.key(*key))
 }
+
+/// Reads an enriched conversation held in memory (the store's sources):
+/// the conversation and its warnings, or every finding when it has errors.
+pub fn read_enriched_bytes(text: &[u8]) -> Result<(Conversation, Findings), Findings> {
+    if let Some(findings) = check_text(text) {
+        return Err(findings);
+    }
+    let top = match document::read_slice::<()>(text, |_, _| Ok(())) {
+        Ok(top) => top,
+        Err(ReadError::Syntax { message, line, column }) => {
+            let offset = Position::offset_of_serde(text, line, column);
+            return Err(single("syntax", position::path_at(text, offset), Position::of_offset(text, offset), message));
+        }
+        Err(ReadError::Callback(())) => unreachable!("the callback never fails"),
+    };
+    if top.conversations.is_some() {
+        let mut findings = Findings::default();
+        findings.error(&JsonPath::root().key("conversations"), "not_enriched", "this is a full training file, not one enriched conversation");
+        findings.locate_in(text);
+        return Err(findings);
+    }
+    let document = Value::Object(top.fields);
+    let mut findings = validate::validate_enriched(&document);
+    findings.locate_in(text);
+    if findings.has_errors() {
+        return Err(findings);
+    }
+    let Value::Object(map) = document else { unreachable!("built as an object above") };
+    Ok((Conversation::from_enriched(map), findings))
+}

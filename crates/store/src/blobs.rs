@@ -1,0 +1,222 @@
+//! Object storage through the `object_store` crate: a local folder by default,
+//! S3 (or any S3-compatible server) for scale. Only JSON and JSONL objects,
+//! never overwritten, size-limited before anything is written.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
+use object_store::signer::Signer;
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, WriteMultipart};
+use sha2::{Digest, Sha256};
+
+use crate::error::StoreError;
+
+/// Default largest object: 512 MiB.
+pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 512 * 1024 * 1024;
+
+/// What an object holds; its key must end in the matching extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectKind {
+    Json,
+    Jsonl,
+}
+
+impl ObjectKind {
+    pub fn of_key(key: &str) -> Option<Self> {
+        if key.ends_with(".jsonl") {
+            Some(Self::Jsonl)
+        } else if key.ends_with(".json") {
+            Some(Self::Json)
+        } else {
+            None
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Json => "application/json",
+            Self::Jsonl => "application/x-ndjson",
+        }
+    }
+}
+
+/// A finished object: where it is, how big, and its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredObject {
+    pub key: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Clone)]
+pub struct Blobs {
+    store: Arc<dyn ObjectStore>,
+    /// Set on S3: signs download URLs for keys under `prefix`.
+    s3: Option<(Arc<AmazonS3>, String)>,
+    max_object_bytes: u64,
+    description: String,
+}
+
+impl std::fmt::Debug for Blobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+impl Blobs {
+    /// `<data_dir>/objects` on the local disk.
+    pub fn local(data_dir: &Path, max_object_bytes: u64) -> Result<Self, StoreError> {
+        let root = data_dir.join("objects");
+        std::fs::create_dir_all(&root).map_err(|e| StoreError::Config(format!("cannot create {}: {e}", root.display())))?;
+        let store = LocalFileSystem::new_with_prefix(&root)?;
+        Ok(Self { store: Arc::new(store), s3: None, max_object_bytes, description: format!("local folder {}", root.display()) })
+    }
+
+    /// `s3://bucket/prefix`, with credentials, region and endpoint from the
+    /// standard AWS environment variables.
+    pub fn s3(url: &str, max_object_bytes: u64) -> Result<Self, StoreError> {
+        let parsed = url::Url::parse(url).map_err(|e| StoreError::Config(format!("bad storage URL {url:?}: {e}")))?;
+        let bucket = parsed.host_str().filter(|b| !b.is_empty()).ok_or_else(|| StoreError::Config(format!("storage URL {url:?} names no bucket")))?;
+        let prefix = parsed.path().trim_matches('/').to_owned();
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+            builder = builder.with_endpoint(&endpoint).with_allow_http(endpoint.starts_with("http://"));
+        }
+        let s3 = Arc::new(builder.build()?);
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            s3.clone()
+        } else {
+            let shared: Arc<dyn ObjectStore> = s3.clone();
+            Arc::new(PrefixStore::new(shared, prefix.as_str()))
+        };
+        Ok(Self { store, s3: Some((s3, prefix)), max_object_bytes, description: format!("S3 {url}") })
+    }
+
+    /// From `--storage-url` (when given) or the data directory.
+    pub fn from_config(storage_url: Option<&str>, data_dir: &Path, max_object_bytes: u64) -> Result<Self, StoreError> {
+        match storage_url {
+            Some(url) if url.starts_with("s3://") => Self::s3(url, max_object_bytes),
+            Some(url) => Err(StoreError::Config(format!("unsupported storage URL {url:?}: use s3://bucket/prefix, or omit it for the local folder"))),
+            None => Self::local(data_dir, max_object_bytes),
+        }
+    }
+
+    pub fn describe(&self) -> &str {
+        &self.description
+    }
+
+    pub fn max_object_bytes(&self) -> u64 {
+        self.max_object_bytes
+    }
+
+    fn check(&self, key: &str, size: u64) -> Result<ObjectKind, StoreError> {
+        let kind = ObjectKind::of_key(key).ok_or_else(|| StoreError::Internal(format!("refusing to store {key:?}: only .json and .jsonl objects")))?;
+        if size > self.max_object_bytes {
+            return Err(StoreError::TooLarge { what: format!("object {key}"), size, limit: self.max_object_bytes });
+        }
+        Ok(kind)
+    }
+
+    /// Stores `bytes` at a new key; an existing object is never replaced.
+    pub async fn put_new(&self, key: &str, bytes: Bytes) -> Result<StoredObject, StoreError> {
+        self.check(key, bytes.len() as u64)?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let size = bytes.len() as u64;
+        let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
+        self.store.put_opts(&ObjectPath::from(key), PutPayload::from(bytes), options).await?;
+        Ok(StoredObject { key: key.to_owned(), size, sha256 })
+    }
+
+    /// Starts a streamed object of `expected_size` bytes at a new key; the size
+    /// limit is checked before anything is written.
+    pub async fn writer(&self, key: &str, expected_size: u64) -> Result<ObjectWriter, StoreError> {
+        self.check(key, expected_size)?;
+        if self.exists(key).await? {
+            return Err(StoreError::Internal(format!("object {key} already exists; objects are never overwritten")));
+        }
+        let upload = self.store.put_multipart(&ObjectPath::from(key)).await?;
+        Ok(ObjectWriter { key: key.to_owned(), inner: WriteMultipart::new(upload), hasher: Sha256::new(), size: 0 })
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        Ok(self.store.get(&ObjectPath::from(key)).await?.bytes().await?)
+    }
+
+    /// The object's bytes as a stream of chunks.
+    pub async fn stream(&self, key: &str) -> Result<BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
+        let result = self.store.get(&ObjectPath::from(key)).await?;
+        Ok(result.into_stream().map_err(StoreError::from).boxed())
+    }
+
+    /// The stored size, or `None` when there is no such object.
+    pub async fn size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        match self.store.head(&ObjectPath::from(key)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.size(key).await?.is_some())
+    }
+
+    /// Deletes an object; a missing one is not an error.
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self.store.delete(&ObjectPath::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Every key under `prefix` with its size.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let prefix = (!prefix.is_empty()).then(|| ObjectPath::from(prefix));
+        self.store
+            .list(prefix.as_ref())
+            .map_ok(|meta| (meta.location.to_string(), meta.size))
+            .try_collect()
+            .await
+            .map_err(StoreError::from)
+    }
+
+    /// A presigned GET URL on S3; `None` on local storage (the server signs its own).
+    pub async fn presigned_get(&self, key: &str, expires_in: Duration) -> Result<Option<url::Url>, StoreError> {
+        let Some((s3, prefix)) = &self.s3 else { return Ok(None) };
+        let full = if prefix.is_empty() { key.to_owned() } else { format!("{prefix}/{key}") };
+        Ok(Some(s3.signed_url(http::Method::GET, &ObjectPath::from(full), expires_in).await?))
+    }
+}
+
+/// An object being written in parts; dropped without `finish`, it is aborted.
+pub struct ObjectWriter {
+    key: String,
+    inner: WriteMultipart,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl ObjectWriter {
+    pub fn write(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+        self.inner.write(bytes);
+    }
+
+    pub async fn finish(self) -> Result<StoredObject, StoreError> {
+        self.inner.finish().await?;
+        Ok(StoredObject { key: self.key, size: self.size, sha256: hex::encode(self.hasher.finalize()) })
+    }
+
+    pub async fn abort(self) {
+        let _ = self.inner.abort().await;
+    }
+}

@@ -1,0 +1,97 @@
+//! User accounts: argon2 password hashes, emails unique (case-insensitive).
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+
+use crate::catalogue::Backend;
+use crate::records::User;
+use crate::{new_id, now_text, Store, StoreError};
+
+impl Store {
+    /// Adds a user; `password` may be absent for token-only accounts.
+    pub async fn add_user(&self, email: &str, password: Option<&str>) -> Result<User, StoreError> {
+        let email = normalize_email(email)?;
+        if self.find_user_by_email(&email).await?.is_some() {
+            return Err(StoreError::invalid("email", format!("a user with email {email} already exists")));
+        }
+        let password_hash = password.map(hash_password).transpose()?;
+        let user = User { id: new_id(), email, password_hash, created_at: now_text() };
+        self.insert_user(&user).await?;
+        Ok(user)
+    }
+
+    /// Creates the row of a user known by id only (a valid token for an unknown `sub`).
+    pub async fn provision_user(&self, id: &str, email: Option<&str>) -> Result<User, StoreError> {
+        let user = User { id: id.to_owned(), email: email.map_or_else(|| format!("{id}@provisioned.invalid"), str::to_lowercase), password_hash: None, created_at: now_text() };
+        self.insert_user(&user).await?;
+        Ok(user)
+    }
+
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
+        let mut tx = self.catalogue.begin_as(&user.id).await?;
+        sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&user.id)
+            .bind(&user.email)
+            .bind(&user.password_hash)
+            .bind(&user.created_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every user (an operator's view: needs `Access::Admin` on PostgreSQL).
+    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        Ok(sqlx::query_as("SELECT id, email, password_hash, created_at FROM users ORDER BY created_at, email").fetch_all(self.catalogue.pool()).await?)
+    }
+
+    pub async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        let email = email.trim().to_lowercase();
+        let sql = match self.catalogue.backend() {
+            Backend::Postgres => "SELECT id, email, password_hash, created_at FROM lora_files_user_by_email($1)",
+            Backend::Sqlite => "SELECT id, email, password_hash, created_at FROM users WHERE email = $1",
+        };
+        Ok(sqlx::query_as(sql).bind(email).fetch_optional(self.catalogue.pool()).await?)
+    }
+
+    /// The user `id`, as seen by that user.
+    pub async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let mut tx = self.catalogue.begin_as(id).await?;
+        let user = sqlx::query_as("SELECT id, email, password_hash, created_at FROM users WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// The user whose email and password these are; the same `None` for an
+    /// unknown email and a wrong password.
+    pub async fn authenticate(&self, email: &str, password: &str) -> Result<Option<User>, StoreError> {
+        let Some(user) = self.find_user_by_email(email).await? else {
+            // Spend the same time as a real check so timing does not reveal which emails exist.
+            let _ = verify_password(password, "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2J3vA7Y0n0c7QH3B1yQnq8m6iQfjv3B9FY2v3Yh6u9E");
+            return Ok(None);
+        };
+        let ok = user.password_hash.as_deref().is_some_and(|hash| verify_password(password, hash));
+        Ok(ok.then_some(user))
+    }
+}
+
+fn normalize_email(email: &str) -> Result<String, StoreError> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254 && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.'));
+    if !valid {
+        return Err(StoreError::invalid("email", format!("{email:?} is not an email address")));
+    }
+    Ok(email)
+}
+
+fn hash_password(password: &str) -> Result<String, StoreError> {
+    if password.chars().count() < 8 {
+        return Err(StoreError::invalid("password", "must be at least 8 characters"));
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| StoreError::Internal(format!("hashing a password failed: {e}")))
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
