@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test of lora-files on a fresh machine: installs and starts what
-# the tests need, then runs the whole workspace's tests.
+# the tests need (PostgreSQL where none is reachable, an S3-compatible server),
+# then runs the whole workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '==> %s\n' "$*" >&2; }
+
+S3_PORT="${LORA_FILES_TEST_S3_PORT:-5055}"
+S3_BUCKET=lora-files-test
+STARTED_PIDS=()
+cleanup() { for pid in "${STARTED_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
 
 ensure_rust() {
   if ! command -v cargo >/dev/null; then
@@ -13,17 +20,74 @@ ensure_rust() {
   fi
 }
 
+postgres_up() { psql -h 127.0.0.1 -U postgres -d postgres -tAc 'SELECT 1' >/dev/null 2>&1; }
+
+# The tests connect as postgres to 127.0.0.1:5432 without a password and
+# create (and drop) a database each.
+ensure_postgres() {
+  postgres_up && return
+  if ! command -v pg_ctlcluster >/dev/null; then
+    log "installing PostgreSQL"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  local version hba
+  version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+  hba="/etc/postgresql/$version/main/pg_hba.conf"
+  if ! grep -q 'lora-files tests' "$hba"; then
+    log "letting local test connections in without a password ($hba)"
+    sed -i '1i host all all 127.0.0.1/32 trust # lora-files tests' "$hba"
+  fi
+  log "starting PostgreSQL $version"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start || pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+  for _ in $(seq 30); do postgres_up && return; sleep 1; done
+  log "PostgreSQL did not come up"; exit 1
+}
+
+s3_up() { python3 - "$S3_PORT" <<'PY' 2>/dev/null
+import sys, urllib.request
+urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/", timeout=2)
+PY
+}
+
+# moto's server from PyPI, on loopback, with one bucket for the tests.
+ensure_s3() {
+  if ! s3_up; then
+    command -v moto_server >/dev/null || { log "installing moto (S3-compatible test server)"; python3 -m pip install --quiet --disable-pip-version-check 'moto[server]'; }
+    log "starting moto on 127.0.0.1:$S3_PORT"
+    moto_server -H 127.0.0.1 -p "$S3_PORT" >"${TMPDIR:-/tmp}/lora-files-moto.log" 2>&1 &
+    STARTED_PIDS+=($!)
+    for _ in $(seq 60); do s3_up && break; sleep 0.5; done
+    s3_up || { log "moto did not come up"; cat "${TMPDIR:-/tmp}/lora-files-moto.log" >&2; exit 1; }
+  fi
+  python3 - "$S3_PORT" "$S3_BUCKET" <<'PY'
+import sys, urllib.request, urllib.error
+try:
+    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/{sys.argv[2]}", method="PUT"))
+except urllib.error.HTTPError as e:
+    if e.code != 409:  # already there
+        raise
+PY
+  export AWS_ACCESS_KEY_ID=lora-files-test AWS_SECRET_ACCESS_KEY=lora-files-test AWS_REGION=us-east-1
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$S3_PORT"
+  export LORA_FILES_TEST_S3_URL="s3://$S3_BUCKET/tests"
+}
+
 run_tests() {
   log "running the tests"
   if cargo nextest --version >/dev/null 2>&1; then
-    # nextest does not run doctests; run them first so the summary of the
+    # nextest does not run doctests; they run first so the summary of the
     # whole suite is the last thing printed.
     cargo test --workspace --doc --quiet
+    log "the store's service suite on S3 storage"
+    LORA_FILES_TEST_SERVICE_STORAGE_URL="$LORA_FILES_TEST_S3_URL/service" cargo nextest run -p lora-files-store --test service --no-fail-fast --status-level fail
     cargo nextest run --workspace --all-targets --no-fail-fast
   else
+    LORA_FILES_TEST_SERVICE_STORAGE_URL="$LORA_FILES_TEST_S3_URL/service" cargo test -p lora-files-store --test service
     cargo test --workspace --all-targets --no-fail-fast
   fi
 }
 
 ensure_rust
+ensure_postgres
+ensure_s3
 run_tests

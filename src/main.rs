@@ -19,6 +19,15 @@ enum Command {
     Build(commands::build::Args),
     /// Check enriched, full JSON and JSONL files; exits 1 when any has errors.
     Validate(commands::validate::Args),
+    /// Load enriched conversation files (folders recursively) into the catalogue.
+    Import(commands::import::Args),
+    /// Manage users.
+    #[command(subcommand)]
+    User(commands::user::UserCommand),
+    /// Create or update the catalogue's tables.
+    Migrate(commands::StoreArgs),
+    /// Check that the catalogue and the stored objects agree.
+    Doctor(commands::doctor::Args),
     /// Measure lora-files on generated data and print the figures.
     #[command(subcommand)]
     Bench(commands::bench::Bench),
@@ -29,6 +38,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => commands::build::run(args),
         Command::Validate(args) => commands::validate::run(args),
+        Command::Import(args) => commands::run_async(commands::import::run(args)),
+        Command::User(command) => commands::run_async(commands::user::run(command)),
+        Command::Migrate(args) => commands::run_async(commands::migrate(args)),
+        Command::Doctor(args) => commands::run_async(commands::doctor::run(args)),
         Command::Bench(bench) => commands::bench::run(bench),
     };
     match result {

@@ -2,9 +2,69 @@
 
 pub mod bench;
 pub mod build;
+pub mod doctor;
+pub mod import;
+pub mod user;
 pub mod validate;
 
+use std::path::PathBuf;
+use std::process::ExitCode;
+
 use chrono::{DateTime, Utc};
+use lora_files_store::{Access, Store, StoreConfig};
+
+/// Where the catalogue and the objects are: flags, or `LORA_FILES_*` variables.
+#[derive(clap::Args, Clone, Debug)]
+pub struct StoreArgs {
+    /// The embedded catalogue and local objects live here.
+    #[arg(long, env = "LORA_FILES_DATA_DIR", default_value = "./lora-files-data")]
+    pub data_dir: PathBuf,
+    /// A PostgreSQL catalogue instead of the embedded SQLite (postgres://…).
+    #[arg(long, env = "LORA_FILES_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// S3 storage instead of the local folder (s3://bucket/prefix; AWS_* variables for credentials).
+    #[arg(long, env = "LORA_FILES_STORAGE_URL")]
+    pub storage_url: Option<String>,
+    /// Largest object the store writes, in bytes.
+    #[arg(long, env = "LORA_FILES_MAX_OBJECT_BYTES", default_value_t = lora_files_store::blobs::DEFAULT_MAX_OBJECT_BYTES)]
+    pub max_object_bytes: u64,
+    /// Stated as `target_model` in the training files written.
+    #[arg(long, env = "LORA_FILES_TARGET_MODEL")]
+    pub target_model: Option<String>,
+    /// The vertical when conversations do not state one.
+    #[arg(long, env = "LORA_FILES_VERTICAL")]
+    pub vertical: Option<String>,
+}
+
+impl StoreArgs {
+    pub fn config(&self) -> StoreConfig {
+        StoreConfig {
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            storage_url: self.storage_url.clone(),
+            max_object_bytes: self.max_object_bytes,
+            target_model: self.target_model.clone(),
+            default_vertical: self.vertical.clone(),
+        }
+    }
+
+    pub async fn open(&self, access: Access) -> anyhow::Result<Store> {
+        Ok(Store::open(self.config(), access).await?)
+    }
+}
+
+/// Runs an async command on a fresh runtime.
+pub fn run_async(command: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(command)
+}
+
+/// `lora-files migrate`.
+pub async fn migrate(args: StoreArgs) -> anyhow::Result<ExitCode> {
+    let store = args.open(Access::Admin).await?;
+    let applied = store.catalogue.applied_migrations().await?;
+    println!("catalogue {}: {} migration(s) applied", lora_files_store::catalogue::redact(&args.config().database_url()), applied.len());
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Now, or `SOURCE_DATE_EPOCH` when set, so builds can be reproduced byte for byte.
 pub fn clock() -> anyhow::Result<DateTime<Utc>> {

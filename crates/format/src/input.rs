@@ -183,14 +183,7 @@ fn read_document<R: Read, E>(
         return Err(ReadFailure::Sink(error));
     }
     let is_full = top.conversations.is_some() || top.fields.contains_key("training_file_metadata");
-    let is_raw = top.fields.contains_key("turns") && !top.fields.contains_key("training_pairs");
-    if is_raw && !is_full {
-        let mut findings = Findings::default();
-        findings.error(
-            &JsonPath::root().key("turns"),
-            "not_enriched",
-            "this is a raw conversation (conversation_metadata + turns), not an enriched v4 file: enrich it first",
-        );
+    if let (Some(mut findings), false) = (raw_conversation(&top), is_full) {
         if let Some(text) = text {
             findings.locate_in(text);
         }
@@ -226,6 +219,21 @@ fn read_document<R: Read, E>(
         findings.locate_where(text, wanted);
     }
     Ok(FileReport { kind: Some(kind), findings, conversations, bytes, top })
+}
+
+/// The one finding for a raw LLM conversation (`conversation_metadata` +
+/// `turns`), which must be enriched before anything else can use it.
+fn raw_conversation(top: &TopLevel) -> Option<Findings> {
+    if !top.fields.contains_key("turns") || top.fields.contains_key("training_pairs") {
+        return None;
+    }
+    let mut findings = Findings::default();
+    findings.error(
+        &JsonPath::root().key("turns"),
+        "not_enriched",
+        "this is a raw conversation (conversation_metadata + turns), not an enriched v4 file: enrich it first",
+    );
+    Some(findings)
 }
 
 /// Validates a JSONL file line by line (rules 18–21).
@@ -409,6 +417,10 @@ pub fn read_enriched_bytes(text: &[u8]) -> Result<(Conversation, Findings), Find
     if top.conversations.is_some() {
         let mut findings = Findings::default();
         findings.error(&JsonPath::root().key("conversations"), "not_enriched", "this is a full training file, not one enriched conversation");
+        findings.locate_in(text);
+        return Err(findings);
+    }
+    if let Some(mut findings) = raw_conversation(&top) {
         findings.locate_in(text);
         return Err(findings);
     }

@@ -188,6 +188,17 @@ impl Blobs {
             .map_err(StoreError::from)
     }
 
+    /// Every key under `prefix` with its size and when it was last written.
+    pub async fn list_with_age(&self, prefix: &str) -> Result<Vec<(String, u64, chrono::DateTime<chrono::Utc>)>, StoreError> {
+        let prefix = (!prefix.is_empty()).then(|| ObjectPath::from(prefix));
+        self.store
+            .list(prefix.as_ref())
+            .map_ok(|meta| (meta.location.to_string(), meta.size, meta.last_modified))
+            .try_collect()
+            .await
+            .map_err(StoreError::from)
+    }
+
     /// A presigned GET URL on S3; `None` on local storage (the server signs its own).
     pub async fn presigned_get(&self, key: &str, expires_in: Duration) -> Result<Option<url::Url>, StoreError> {
         let Some((s3, prefix)) = &self.s3 else { return Ok(None) };

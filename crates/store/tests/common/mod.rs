@@ -46,7 +46,7 @@ impl TestStore {
                 Some(name)
             }
         };
-        if let Ok(url) = std::env::var("LORA_FILES_TEST_STORAGE_URL") {
+        if let Ok(url) = std::env::var("LORA_FILES_TEST_SERVICE_STORAGE_URL") {
             config.storage_url = Some(format!("{url}/{}", uuid::Uuid::new_v4().simple()));
         }
         let store = Store::open(config.clone(), Access::Service).await.unwrap();

@@ -1,0 +1,43 @@
+//! `lora-files user add|list`.
+
+use std::process::ExitCode;
+
+use lora_files_store::Access;
+
+use super::StoreArgs;
+
+#[derive(clap::Subcommand)]
+pub enum UserCommand {
+    /// Add a user (the password may be left out for token-only accounts).
+    Add {
+        email: String,
+        #[arg(long, env = "LORA_FILES_PASSWORD")]
+        password: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List the users.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+pub async fn run(command: UserCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        UserCommand::Add { email, password, store } => {
+            let store = store.open(Access::Service).await?;
+            let user = store.add_user(&email, password.as_deref()).await?;
+            println!("added {} ({})", user.email, user.id);
+        }
+        UserCommand::List { store } => {
+            let store = store.open(Access::Admin).await?;
+            let users = store.list_users().await?;
+            for user in &users {
+                println!("{}  {}  {}", user.id, user.email, user.created_at);
+            }
+            println!("{} user(s)", users.len());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
