@@ -117,3 +117,63 @@ fn validate_checks_a_jsonl_against_its_full_json() {
     let stdout = text(&swapped.stdout);
     assert!(stdout.contains(&format!("{}:3:", jsonl.display())) && stdout.contains("differs from conversations["), "{stdout}");
 }
+
+fn with_data_dir(args: &[&str], data_dir: &Path) -> Output {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--data-dir", data_dir.to_str().unwrap()]);
+    lora_files(&all)
+}
+
+#[test]
+fn import_needs_a_user_then_imports_folders_and_reports_bad_files() {
+    let data = tempfile::tempdir().unwrap();
+    let enriched = fixtures().join("enriched");
+    let none = with_data_dir(&["import", enriched.to_str().unwrap()], data.path());
+    assert_eq!(none.status.code(), Some(1));
+    assert!(text(&none.stderr).contains("lora-files user add EMAIL"), "{}", text(&none.stderr));
+
+    let added = with_data_dir(&["user", "add", "coach@example.com", "--password", "a long password"], data.path());
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let inputs = tempfile::tempdir().unwrap();
+    std::fs::copy(fixtures().join("enriched/enriched-1.json"), inputs.path().join("good.json")).unwrap();
+    std::fs::write(inputs.path().join("bad.json"), b"{\"training_pairs\": [").unwrap();
+    let first = with_data_dir(&["import", inputs.path().to_str().unwrap()], data.path());
+    assert_eq!(first.status.code(), Some(1), "one file failed");
+    assert!(text(&first.stdout).contains("imported 2e6e3685-eb74-46c9-b11d-13a3e162a4b5"), "{}", text(&first.stdout));
+    assert!(text(&first.stderr).contains("bad.json:1:20: training_pairs: error:"), "{}", text(&first.stderr));
+    assert!(text(&first.stdout).contains("1 imported, 0 unchanged, 1 failed"));
+
+    let again = with_data_dir(&["import", enriched.to_str().unwrap(), "--owner", "COACH@example.com"], data.path());
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(text(&again.stdout).contains("6 imported, 1 unchanged, 0 failed"), "{}", text(&again.stdout));
+    let unknown = with_data_dir(&["import", enriched.to_str().unwrap(), "--owner", "who@example.com"], data.path());
+    assert!(text(&unknown.stderr).contains("no user who@example.com; add one with `lora-files user add who@example.com`"));
+
+    let list = with_data_dir(&["user", "list"], data.path());
+    assert!(text(&list.stdout).contains("coach@example.com") && text(&list.stdout).contains("1 user(s)"));
+    let doctor = with_data_dir(&["doctor"], data.path());
+    assert!(doctor.status.success(), "{}", text(&doctor.stdout));
+    assert_eq!(text(&doctor.stdout).matches("[ OK ]").count(), 5, "{}", text(&doctor.stdout));
+}
+
+#[test]
+fn doctor_fails_when_an_object_is_missing() {
+    let data = tempfile::tempdir().unwrap();
+    with_data_dir(&["user", "add", "coach@example.com"], data.path());
+    with_data_dir(&["import", fixtures().join("enriched/enriched-2.json").to_str().unwrap()], data.path());
+    let objects = data.path().join("objects/conversations");
+    let enriched = walk_files(&objects).pop().expect("the imported file is stored");
+    std::fs::remove_file(&enriched).unwrap();
+    let doctor = with_data_dir(&["doctor"], data.path());
+    assert_eq!(doctor.status.code(), Some(1));
+    assert!(text(&doctor.stdout).contains("[FAIL] objects present: 1 problem(s): missing: conversations/"), "{}", text(&doctor.stdout));
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { found.extend(walk_files(&path)) } else { found.push(path) }
+    }
+    found
+}

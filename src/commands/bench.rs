@@ -11,6 +11,20 @@ use super::human_bytes;
 
 #[derive(clap::Subcommand)]
 pub enum Bench {
+    /// Time adding conversations to a stored file of N conversations (SQLite, local disk),
+    /// next to a full build of the same conversations.
+    Add {
+        /// Conversations already in the file.
+        #[arg(long, default_value_t = 1000)]
+        conversations: usize,
+        /// Conversations added.
+        #[arg(long, default_value_t = 10)]
+        add: usize,
+        #[arg(long, default_value = "tests/fixtures/enriched")]
+        fixtures: PathBuf,
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
     /// Generate N enriched conversations from the bundled examples, build them, compare with `cat`.
     Build {
         #[arg(long, default_value_t = 1000)]
@@ -30,6 +44,11 @@ pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
             let temp = tempfile::tempdir()?;
             let work = work_dir.unwrap_or_else(|| temp.path().to_owned());
             bench_build(conversations, &fixtures, &work)?;
+        }
+        Bench::Add { conversations, add, fixtures, work_dir } => {
+            let temp = tempfile::tempdir()?;
+            let work = work_dir.unwrap_or_else(|| temp.path().to_owned());
+            super::run_async(bench_add(conversations, add, fixtures, work))?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -80,6 +99,47 @@ fn bench_build(count: usize, fixtures: &Path, work: &Path) -> anyhow::Result<()>
         None => println!("peak RSS:        unavailable (no /proc)"),
     }
     Ok(())
+}
+
+async fn bench_add(base: usize, added: usize, fixtures: PathBuf, work: PathBuf) -> anyhow::Result<ExitCode> {
+    use lora_files_store::{Access, Store, StoreConfig};
+
+    let inputs = work.join("inputs");
+    generate_conversations(base + added, &fixtures, &inputs)?;
+    let mut files = lora_files_format::input::collect_input_files(std::slice::from_ref(&inputs))?;
+    files.sort();
+    let mut config = StoreConfig::new(work.join("data"));
+    config.target_model = Some("bench-model".into());
+    // 10 000 conversations make a ~550 MB JSON, over the default object limit.
+    config.max_object_bytes = 4 << 30;
+    let store = Store::open(config, Access::Service).await?;
+    let owner = store.add_user("bench@example.com", None).await?.id;
+    let started = Instant::now();
+    let mut ids = Vec::with_capacity(files.len());
+    for file in &files {
+        let imported = store.import_enriched(&owner, &file.display().to_string(), std::fs::read(file)?.into()).await?;
+        ids.push(imported.record().conversation_id.clone());
+    }
+    println!("imported {} conversations in {:.2} s", ids.len(), started.elapsed().as_secs_f64());
+
+    let started = Instant::now();
+    let file = store.create_training_file(&owner, "bench", None, &ids[..base]).await?;
+    let create_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let file = store.add_conversations(&owner, &file.id, &ids[base..]).await?;
+    let add_seconds = started.elapsed().as_secs_f64();
+
+    let options = BuildOptions { name: "bench".into(), description: None, target_model: Some("bench-model".into()), vertical: None, jsonl_meta: false, now: chrono::Utc::now() };
+    let started = Instant::now();
+    build::build(&[inputs], &work.join("out"), &options, |_| {})?;
+    let build_seconds = started.elapsed().as_secs_f64();
+
+    println!("file:            {} conversations, {} after the add", base, file.conversation_count);
+    println!("json / jsonl:    {} / {}", human_bytes(file.json_file_size.unwrap_or(0) as u64), human_bytes(file.jsonl_file_size.unwrap_or(0) as u64));
+    println!("create (store):  {create_seconds:.2} s for {base} conversations");
+    println!("add {added}:          {add_seconds:.3} s");
+    println!("full build:      {build_seconds:.2} s for {} conversations (lora-files build)", base + added);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Writes `count` copies of the fixture conversations, each under a new
