@@ -560,7 +560,7 @@ impl Store {
         let mut writer = self.blobs.writer(&json_key, json_size).await?;
         written.push(json_key.clone());
         writer.write(&prefix);
-        let mut fragments = self.fetch_in_order(members.iter().map(|m| m.fragment_json_path.clone()));
+        let mut fragments = self.fetch_in_order(members.iter().map(|m| m.fragment_json_path.clone()).collect());
         let mut index = 0;
         while let Some(fragment) = fragments.next().await {
             writer.write(render::fragment_separator(index));
@@ -573,7 +573,7 @@ impl Store {
         let jsonl_key = format!("{base}.jsonl");
         let mut writer = self.blobs.writer(&jsonl_key, jsonl_size).await?;
         written.push(jsonl_key.clone());
-        let mut fragments = self.fetch_in_order(members.iter().map(|m| m.fragment_jsonl_path.clone()));
+        let mut fragments = self.fetch_in_order(members.iter().map(|m| m.fragment_jsonl_path.clone()).collect());
         while let Some(fragment) = fragments.next().await {
             writer.write(&fragment?);
         }
@@ -587,8 +587,14 @@ impl Store {
     /// The objects' bytes in the given order, a few fetched ahead: on S3 each
     /// read is a round trip, so one at a time would make adds latency-bound.
     /// Memory stays at `FETCH_AHEAD` fragments.
-    fn fetch_in_order<'a>(&'a self, keys: impl Iterator<Item = String> + 'a) -> impl futures::Stream<Item = Result<Bytes, StoreError>> + 'a {
-        futures::stream::iter(keys).map(move |key| async move { self.blobs.get(&key).await }).buffered(FETCH_AHEAD)
+    fn fetch_in_order(&self, keys: Vec<String>) -> impl futures::Stream<Item = Result<Bytes, StoreError>> + Send + 'static {
+        let blobs = self.blobs.clone();
+        futures::stream::iter(keys)
+            .map(move |key| {
+                let blobs = blobs.clone();
+                async move { blobs.get(&key).await }
+            })
+            .buffered(FETCH_AHEAD)
     }
 
     /// Best effort: what is left behind is found by `doctor`.
