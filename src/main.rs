@@ -15,6 +15,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the HTTP API (embedded SQLite and local storage unless told otherwise).
+    Serve(commands::serve::Args),
     /// Build a full JSON training file and its JSONL from enriched conversations.
     Build(commands::build::Args),
     /// Check enriched, full JSON and JSONL files; exits 1 when any has errors.
@@ -36,6 +38,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => commands::run_async(commands::serve::run(args)),
         Command::Build(args) => commands::build::run(args),
         Command::Validate(args) => commands::validate::run(args),
         Command::Import(args) => commands::run_async(commands::import::run(args)),

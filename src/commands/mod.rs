@@ -4,6 +4,7 @@ pub mod bench;
 pub mod build;
 pub mod doctor;
 pub mod import;
+pub mod serve;
 pub mod user;
 pub mod validate;
 
@@ -92,4 +93,25 @@ pub fn human_bytes(bytes: u64) -> String {
 /// `Some(3.25)` → `3.25`, `None` → `n/a`.
 pub fn figure(value: Option<f64>) -> String {
     value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.2}"))
+}
+
+/// The server secret: `LORA_FILES_JWT_SECRET`, else one generated on first
+/// use and kept in the data directory (readable by its owner only).
+pub fn server_secret(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(secret) = std::env::var("LORA_FILES_JWT_SECRET") {
+        anyhow::ensure!(secret.len() >= 32, "LORA_FILES_JWT_SECRET must be at least 32 characters");
+        return Ok(secret.into_bytes());
+    }
+    let path = data_dir.join("jwt-secret");
+    if let Ok(secret) = std::fs::read_to_string(&path) {
+        return Ok(secret.trim().as_bytes().to_vec());
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(&path)?, secret.as_bytes())?;
+    Ok(secret.into_bytes())
 }

@@ -16,6 +16,12 @@ pub enum UserCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Print an access token for a user (valid 12 hours).
+    Token {
+        email: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// List the users.
     List {
         #[command(flatten)]
@@ -29,6 +35,14 @@ pub async fn run(command: UserCommand) -> anyhow::Result<ExitCode> {
             let store = store.open(Access::Service).await?;
             let user = store.add_user(&email, password.as_deref()).await?;
             println!("added {} ({})", user.email, user.id);
+        }
+        UserCommand::Token { email, store: args } => {
+            let store = args.open(Access::Service).await?;
+            let Some(user) = store.find_user_by_email(&email).await? else {
+                anyhow::bail!("no user {email}; add one with `lora-files user add {email}`");
+            };
+            let keys = lora_files_server::auth::TokenKeys::new(&super::server_secret(&args.data_dir)?);
+            println!("{}", keys.issue(&user.id, Some(&user.email), lora_files_server::Settings::new("").token_lifetime));
         }
         UserCommand::List { store } => {
             let store = store.open(Access::Admin).await?;

@@ -109,6 +109,12 @@ impl Catalogue {
         Ok(tx)
     }
 
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// The migrations applied, newest last (for `doctor`).
     pub async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
         let rows: Vec<(i64,)> = sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success = $1 ORDER BY version")

@@ -3,6 +3,7 @@
 
 /// Why a conversation cannot go into a training file.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Ineligible {
     pub conversation_id: String,
     /// `not_found`, `not_completed` or `no_enriched_file`.

@@ -13,6 +13,8 @@ pub mod doctor;
 pub mod error;
 pub mod files;
 pub mod records;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod users;
 
 use std::path::PathBuf;

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 /// A training file: every column of the original table plus `version` (and `total_turns`).
 #[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrainingFile {
     pub id: String,
     pub name: String,
@@ -22,7 +23,9 @@ pub struct TrainingFile {
     pub min_quality_score: Option<f64>,
     pub max_quality_score: Option<f64>,
     pub human_reviewed_count: i64,
+    /// `{personas, emotional_arcs, training_topics}` → `{key: conversation count}`.
     #[sqlx(try_from = "String")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub scaffolding_distribution: JsonText,
     pub status: String,
     pub last_updated_at: Option<String>,
@@ -35,6 +38,7 @@ pub struct TrainingFile {
     pub owner_id: String,
     #[serde(skip)]
     #[sqlx(try_from = "String")]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub consultant_profile: JsonText,
     #[serde(skip)]
     pub vertical: String,
@@ -63,6 +67,7 @@ impl TryFrom<String> for JsonText {
 
 /// A conversation's place in a training file, with what its fragment contributes.
 #[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {
     pub conversation_id: String,
     pub added_at: String,
@@ -96,6 +101,7 @@ pub(crate) const MEMBER_COLUMNS: &str = "conversation_id, added_at, added_by, pe
 
 /// One immutable version of a training file.
 #[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Version {
     pub version: i64,
     pub created_at: String,
@@ -118,6 +124,7 @@ pub(crate) const VERSION_COLUMNS: &str = "version, created_at, created_by, chang
 
 /// A conversation in the catalogue.
 #[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConversationRecord {
     #[serde(skip)]
     pub id: String,
@@ -143,6 +150,7 @@ pub(crate) const CONVERSATION_COLUMNS: &str = "id, conversation_id, enrichment_s
     enriched_sha256, persona_key, emotional_arc_key, topic_key, quality_score, tier, turn_count, pair_count, created_at, owner_id";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     pub id: String,
     pub email: String,

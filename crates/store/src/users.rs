@@ -77,7 +77,7 @@ impl Store {
 
 fn normalize_email(email: &str) -> Result<String, StoreError> {
     let email = email.trim().to_lowercase();
-    let valid = email.len() <= 254 && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.'));
+    let valid = email.len() <= 254 && !email.contains(char::is_whitespace) && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !domain.starts_with('.'));
     if !valid {
         return Err(StoreError::invalid("email", format!("{email:?} is not an email address")));
     }

@@ -2,6 +2,8 @@
 
 mod common;
 
+use lora_files_store::on_both_backends;
+
 use bytes::Bytes;
 use chrono::Duration;
 use common::TestStore;

@@ -2,6 +2,8 @@
 
 mod common;
 
+use lora_files_store::on_both_backends;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

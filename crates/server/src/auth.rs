@@ -1,0 +1,140 @@
+//! Authentication: HS256 access tokens (compatible with Supabase access tokens
+//! when given that project's secret), argon2 passwords, and the `AuthUser`
+//! extractor — a handler that takes one cannot forget to check the caller.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::http::request::Parts;
+use axum::routing::post;
+use axum::{Json, Router};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::ApiJson;
+use crate::state::AppState;
+
+/// The cookie a browser session may carry the token in.
+pub const SESSION_COOKIE: &str = "lora_files_session";
+
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user's id (UUID).
+    pub sub: String,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Supabase tokens carry `aud: "authenticated"`; ours none. The signature is what counts.
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation }
+    }
+
+    /// A token for `user_id` valid for `lifetime`.
+    pub fn issue(&self, user_id: &str, email: Option<&str>, lifetime: std::time::Duration) -> String {
+        let exp = chrono::Utc::now().timestamp() as u64 + lifetime.as_secs();
+        let claims = Claims { sub: user_id.to_owned(), exp, email: email.map(str::to_owned) };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).expect("HS256 signing cannot fail")
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map(|data| data.claims).map_err(|error| {
+            let reason = match error.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired",
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => "the token's signature is not valid",
+                _ => "the token is not valid",
+            };
+            ApiError::unauthorized(reason)
+        })
+    }
+}
+
+/// The authenticated caller: the id of the user a valid token names.
+#[derive(Clone, Debug)]
+pub struct AuthUser(pub String);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts).or_else(|| session_cookie(parts)).ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
+        let claims = state.tokens.verify(&token)?;
+        if uuid::Uuid::parse_str(&claims.sub).is_err() {
+            return Err(ApiError::unauthorized("the token's subject is not a user id"));
+        }
+        ensure_user(state, &claims).await?;
+        Ok(AuthUser(claims.sub))
+    }
+}
+
+/// A valid token whose user is unknown provisions that user (Supabase tokens).
+async fn ensure_user(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
+    if state.known_users.read().expect("no panics while holding the lock").contains(&claims.sub) {
+        return Ok(());
+    }
+    if state.store.user(&claims.sub).await?.is_none() {
+        match state.store.provision_user(&claims.sub, claims.email.as_deref()).await {
+            Ok(_) => tracing::info!(user = %claims.sub, "provisioned a user from a valid token"),
+            // Two first requests at once: the other one created it.
+            Err(_) if state.store.user(&claims.sub).await?.is_some() => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    state.known_users.write().expect("no panics while holding the lock").insert(claims.sub.clone());
+    Ok(())
+}
+
+fn bearer_token(parts: &Parts) -> Option<String> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+}
+
+fn session_cookie(parts: &Parts) -> Option<String> {
+    parts.headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        (name == SESSION_COOKIE).then(|| value.to_owned())
+    })
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct TokenRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/auth/token", post(issue_token))
+}
+
+/// Exchanges an email and password for an access token.
+#[utoipa::path(post, path = "/api/auth/token", tag = "auth", request_body = TokenRequest,
+    responses((status = 200, body = TokenResponse), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody)))]
+pub async fn issue_token(State(state): State<AppState>, ApiJson(request): ApiJson<TokenRequest>) -> ApiResult<Json<TokenResponse>> {
+    // The same answer for an unknown email and a wrong password.
+    let user = state.store.authenticate(&request.email, &request.password).await?.ok_or_else(|| ApiError::unauthorized("wrong email or password"))?;
+    let lifetime = state.settings.token_lifetime;
+    let access_token = state.tokens.issue(&user.id, Some(&user.email), lifetime);
+    Ok(Json(TokenResponse { access_token, token_type: "bearer", expires_in: lifetime.as_secs() }))
+}

@@ -1,0 +1,250 @@
+//! `/api/training-files`: the original system's four endpoints (list, create,
+//! add conversations, download URL) with their paths and bodies, and ours
+//! (get, rename/archive, delete, members, remove a member, versions).
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use lora_files_store::files::{DownloadFormat, FileFilter, FileUpdate};
+use lora_files_store::{Member, TrainingFile, Version};
+
+use crate::auth::AuthUser;
+use crate::downloads::SignedObject;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{page_limit, uuid_param, ApiJson, ApiQuery};
+use crate::openapi::ErrorBody;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/training-files", get(list_files).post(create_file))
+        .route("/api/training-files/{id}", get(get_file).patch(update_file).delete(delete_file))
+        .route("/api/training-files/{id}/add-conversations", post(add_conversations))
+        .route("/api/training-files/{id}/download", get(download_url))
+        .route("/api/training-files/{id}/conversations", get(list_members))
+        .route("/api/training-files/{id}/conversations/{conversation_id}", delete(remove_member))
+        .route("/api/training-files/{id}/versions", get(list_versions))
+}
+
+/// `{"trainingFile": …}`, the name the original clients expect.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TrainingFileBody {
+    #[serde(rename = "trainingFile")]
+    pub training_file: TrainingFile,
+}
+
+impl From<TrainingFile> for TrainingFileBody {
+    fn from(training_file: TrainingFile) -> Self {
+        Self { training_file }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FileList {
+    pub files: Vec<TrainingFile>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// `active` (default), `archived`, `processing`, `failed` or `all`.
+    pub status: Option<String>,
+    /// 1–500, default 50.
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// A substring of the name (case-insensitive).
+    pub q: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct CreateRequest {
+    /// 1–255 characters after trimming; unique among the caller's files.
+    pub name: String,
+    pub description: Option<String>,
+    /// Conversation ids (UUIDs), in the order the file should hold them.
+    pub conversation_ids: Vec<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct AddRequest {
+    pub conversation_ids: Vec<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct UpdateRequest {
+    pub name: Option<String>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    /// `active` or `archived`.
+    pub status: Option<String>,
+}
+
+/// Tells `"description": null` (clear it) from no `description` (keep it).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DownloadQuery {
+    /// `json` (default) or `jsonl`.
+    pub format: Option<String>,
+    /// A version number; the current version when absent.
+    pub version: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DownloadResponse {
+    pub download_url: String,
+    pub filename: String,
+    pub expires_in_seconds: u64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MemberList {
+    pub conversations: Vec<Member>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VersionList {
+    pub versions: Vec<Version>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+fn check_id_count(state: &AppState, ids: &[String]) -> Result<(), ApiError> {
+    let max = state.settings.max_ids_per_request;
+    if ids.len() > max {
+        return Err(ApiError::field("conversation_ids", format!("names {} conversations; at most {max} per request", ids.len())));
+    }
+    Ok(())
+}
+
+/// The caller's training files, newest first.
+#[utoipa::path(get, path = "/api/training-files", tag = "training files", params(ListQuery),
+    responses((status = 200, body = FileList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn list_files(State(state): State<AppState>, AuthUser(user): AuthUser, ApiQuery(query): ApiQuery<ListQuery>) -> ApiResult<Json<FileList>> {
+    let limit = page_limit(query.limit)?;
+    if let Some(status) = &query.status {
+        if !["active", "archived", "processing", "failed", "all"].contains(&status.as_str()) {
+            return Err(ApiError::field("status", "must be active, archived, processing, failed or all"));
+        }
+    }
+    let filter = FileFilter { status: query.status, q: query.q };
+    let page = state.store.list_training_files(&user, &filter, limit, query.cursor.as_deref()).await?;
+    Ok(Json(FileList { files: page.items, next_cursor: page.next_cursor }))
+}
+
+/// Creates a training file from enriched conversations.
+#[utoipa::path(post, path = "/api/training-files", tag = "training files", request_body = CreateRequest,
+    responses((status = 201, body = TrainingFileBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn create_file(State(state): State<AppState>, AuthUser(user): AuthUser, ApiJson(request): ApiJson<CreateRequest>) -> ApiResult<(StatusCode, Json<TrainingFileBody>)> {
+    check_id_count(&state, &request.conversation_ids)?;
+    let file = state.store.create_training_file(&user, &request.name, request.description.as_deref(), &request.conversation_ids).await?;
+    Ok((StatusCode::CREATED, Json(file.into())))
+}
+
+/// One training file.
+#[utoipa::path(get, path = "/api/training-files/{id}", tag = "training files", params(("id" = String, Path, format = Uuid)),
+    responses((status = 200, body = TrainingFileBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get_file(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> ApiResult<Json<TrainingFileBody>> {
+    uuid_param("id", &id)?;
+    Ok(Json(state.store.training_file(&user, &id).await?.into()))
+}
+
+/// Renames, describes, archives or unarchives a file.
+#[utoipa::path(patch, path = "/api/training-files/{id}", tag = "training files", params(("id" = String, Path, format = Uuid)), request_body = UpdateRequest,
+    responses((status = 200, body = TrainingFileBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn update_file(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>, ApiJson(request): ApiJson<UpdateRequest>) -> ApiResult<Json<TrainingFileBody>> {
+    uuid_param("id", &id)?;
+    let update = FileUpdate { name: request.name, description: request.description, status: request.status };
+    Ok(Json(state.store.update_training_file(&user, &id, &update).await?.into()))
+}
+
+/// Deletes a file, its versions and their objects.
+#[utoipa::path(delete, path = "/api/training-files/{id}", tag = "training files", params(("id" = String, Path, format = Uuid)),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn delete_file(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    uuid_param("id", &id)?;
+    state.store.delete_training_file(&user, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Adds conversations as a new version; refused whole if any is already in the file.
+#[utoipa::path(post, path = "/api/training-files/{id}/add-conversations", tag = "training files", params(("id" = String, Path, format = Uuid)), request_body = AddRequest,
+    responses((status = 200, body = TrainingFileBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn add_conversations(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>, ApiJson(request): ApiJson<AddRequest>) -> ApiResult<Json<TrainingFileBody>> {
+    uuid_param("id", &id)?;
+    check_id_count(&state, &request.conversation_ids)?;
+    Ok(Json(state.store.add_conversations(&user, &id, &request.conversation_ids).await?.into()))
+}
+
+/// A URL that downloads one version's JSON or JSONL for an hour, without other credentials.
+#[utoipa::path(get, path = "/api/training-files/{id}/download", tag = "training files", params(("id" = String, Path, format = Uuid), DownloadQuery),
+    responses((status = 200, body = DownloadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn download_url(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>, ApiQuery(query): ApiQuery<DownloadQuery>) -> ApiResult<Json<DownloadResponse>> {
+    uuid_param("id", &id)?;
+    let format = DownloadFormat::parse(query.format.as_deref().unwrap_or("json")).ok_or_else(|| ApiError::field("format", "must be json or jsonl"))?;
+    let version = match query.version.as_deref() {
+        None => None,
+        Some(text) => match text.parse::<i64>() {
+            Ok(n) if n >= 1 => Some(n),
+            _ => return Err(ApiError::field("version", format!("{text:?} is not a version number (1, 2, …)"))),
+        },
+    };
+    let target = state.store.download_target(&user, &id, format, version).await?;
+    let lifetime: Duration = state.settings.download_lifetime;
+    let download_url = match state.store.blobs.presigned_get(&target.key, lifetime).await? {
+        Some(url) => url.to_string(),
+        None => {
+            let expires = chrono::Utc::now().timestamp() + lifetime.as_secs() as i64;
+            let token = state.signer.sign(&SignedObject { key: target.key, filename: target.filename.clone(), expires });
+            format!("{}/files/{token}", state.settings.public_url)
+        }
+    };
+    Ok(Json(DownloadResponse { download_url, filename: target.filename, expires_in_seconds: lifetime.as_secs() }))
+}
+
+/// The file's conversations, in file order.
+#[utoipa::path(get, path = "/api/training-files/{id}/conversations", tag = "training files", params(("id" = String, Path, format = Uuid), PageQuery),
+    responses((status = 200, body = MemberList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn list_members(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>, ApiQuery(query): ApiQuery<PageQuery>) -> ApiResult<Json<MemberList>> {
+    uuid_param("id", &id)?;
+    let page = state.store.members(&user, &id, page_limit(query.limit)?, query.cursor.as_deref()).await?;
+    Ok(Json(MemberList { conversations: page.items, next_cursor: page.next_cursor }))
+}
+
+/// A new version without one conversation.
+#[utoipa::path(delete, path = "/api/training-files/{id}/conversations/{conversation_id}", tag = "training files",
+    params(("id" = String, Path, format = Uuid), ("conversation_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = TrainingFileBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn remove_member(State(state): State<AppState>, AuthUser(user): AuthUser, Path((id, conversation_id)): Path<(String, String)>) -> ApiResult<Json<TrainingFileBody>> {
+    uuid_param("id", &id)?;
+    uuid_param("conversation_id", &conversation_id)?;
+    Ok(Json(state.store.remove_conversation(&user, &id, &conversation_id).await?.into()))
+}
+
+/// Every version of the file, oldest first.
+#[utoipa::path(get, path = "/api/training-files/{id}/versions", tag = "training files", params(("id" = String, Path, format = Uuid)),
+    responses((status = 200, body = VersionList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn list_versions(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> ApiResult<Json<VersionList>> {
+    uuid_param("id", &id)?;
+    Ok(Json(VersionList { versions: state.store.versions(&user, &id).await? }))
+}

@@ -1,0 +1,352 @@
+//! The HTTP API, spawned on an ephemeral port against a fresh catalogue
+//! (SQLite and PostgreSQL) and driven with a real HTTP client.
+
+use std::time::Duration;
+
+use lora_files_server::{AppState, Settings};
+use lora_files_store::on_both_backends;
+use lora_files_store::testing::{fixture, TestStore};
+use reqwest::{Client, Method, RequestBuilder, StatusCode};
+use serde_json::{json, Value};
+
+const SECRET: &[u8] = b"a test secret that is long enough for HS256";
+
+struct TestApp<'t> {
+    base: String,
+    client: Client,
+    t: &'t TestStore,
+    state: AppState,
+    alice: String,
+    bob: String,
+}
+
+impl<'t> TestApp<'t> {
+    async fn spawn(t: &'t TestStore) -> Self {
+        Self::spawn_with(t, |_| {}).await
+    }
+
+    async fn spawn_with(t: &'t TestStore, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut settings = Settings::new(&base);
+        adjust(&mut settings);
+        let state = AppState::new(t.store.clone(), SECRET, settings);
+        let app = lora_files_server::app(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let lifetime = Duration::from_secs(600);
+        let alice = state.tokens.issue(&t.alice, None, lifetime);
+        let bob = state.tokens.issue(&t.bob, None, lifetime);
+        Self { base, client: Client::new(), t, state, alice, bob }
+    }
+
+    fn request(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(token)
+    }
+
+    async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.request(method, path, token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")) })
+    }
+
+    async fn import(&self, token: &str, relative: &str) -> String {
+        let body = std::fs::read(fixture(relative)).unwrap();
+        let response = self.request(Method::POST, "/api/conversations", token).header("content-type", "application/json").body(body).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        body["conversation"]["conversation_id"].as_str().unwrap().to_owned()
+    }
+
+    async fn create(&self, name: &str, ids: &[String]) -> Value {
+        let (status, body) = self.call(Method::POST, "/api/training-files", &self.alice, Some(json!({"name": name, "conversation_ids": ids}))).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["trainingFile"].clone()
+    }
+}
+
+fn assert_error(result: &(StatusCode, Value), status: StatusCode, code: &str) {
+    assert_eq!(result.0, status, "{}", result.1);
+    assert_eq!(result.1["code"], code, "{}", result.1);
+    assert!(result.1["error"].is_string());
+}
+
+async fn the_whole_flow_from_import_to_download(t: &TestStore) {
+    let app = TestApp::spawn(t).await;
+    let first = app.import(&app.alice, "enriched/single-convo-file-1.json").await;
+    let second = app.import(&app.alice, "enriched/single-convo-file-2.json").await;
+    let third = app.import(&app.alice, "enriched/single-convo-file-3.json").await;
+
+    let (status, list) = app.call(Method::GET, "/api/conversations?enrichment_status=completed&limit=2", &app.alice, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["conversations"].as_array().unwrap().len(), 2);
+    let cursor = list["next_cursor"].as_str().unwrap();
+    let (_, rest) = app.call(Method::GET, &format!("/api/conversations?limit=2&cursor={cursor}"), &app.alice, None).await;
+    assert_eq!(rest["conversations"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["next_cursor"], Value::Null);
+
+    let file = app.create("Batch 1", &[first.clone(), second.clone()]).await;
+    let id = file["id"].as_str().unwrap().to_owned();
+    assert_eq!((file["version"].clone(), file["conversation_count"].clone(), file["total_training_pairs"].clone()), (json!(1), json!(2), json!(4)));
+
+    let (status, added) = app.call(Method::POST, &format!("/api/training-files/{id}/add-conversations"), &app.alice, Some(json!({"conversation_ids": [third]}))).await;
+    assert_eq!(status, StatusCode::OK, "{added}");
+    assert_eq!(added["trainingFile"]["version"], 2);
+
+    // The URL works without credentials and serves exactly the stored version.
+    let (status, download) = app.call(Method::GET, &format!("/api/training-files/{id}/download?format=jsonl"), &app.alice, None).await;
+    assert_eq!(status, StatusCode::OK, "{download}");
+    assert_eq!((download["filename"].clone(), download["expires_in_seconds"].clone()), (json!("Batch 1.jsonl"), json!(3600)));
+    let response = app.client.get(download["download_url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    assert!(response.headers()["content-disposition"].to_str().unwrap().starts_with("attachment; filename=\"Batch 1.jsonl\""));
+    let length: usize = response.headers()["content-length"].to_str().unwrap().parse().unwrap();
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(bytes.len(), length);
+    let (_, versions) = app.call(Method::GET, &format!("/api/training-files/{id}/versions"), &app.alice, None).await;
+    let v2 = &versions["versions"][1];
+    assert_eq!(v2["jsonl_file_size"], bytes.len());
+    assert_eq!(v2["jsonl_sha256"].as_str().unwrap(), sha256_hex(&bytes));
+    assert_eq!(bytes.iter().filter(|&&b| b == b'\n').count(), 6);
+
+    // A pinned version serves its own bytes.
+    let (_, pinned) = app.call(Method::GET, &format!("/api/training-files/{id}/download?format=json&version=1"), &app.alice, None).await;
+    assert_eq!(pinned["filename"], "Batch 1-v1.json");
+    let v1 = app.client.get(pinned["download_url"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(sha256_hex(&v1), versions["versions"][0]["json_sha256"].as_str().unwrap());
+    let v1: Value = serde_json::from_slice(&v1).unwrap();
+    assert_eq!(v1["training_file_metadata"]["total_conversations"], 2);
+
+    let (_, members) = app.call(Method::GET, &format!("/api/training-files/{id}/conversations"), &app.alice, None).await;
+    let member_ids: Vec<&str> = members["conversations"].as_array().unwrap().iter().map(|m| m["conversation_id"].as_str().unwrap()).collect();
+    assert_eq!(member_ids, [first.as_str(), second.as_str(), third.as_str()]);
+
+    let (status, renamed) = app.call(Method::PATCH, &format!("/api/training-files/{id}"), &app.alice, Some(json!({"name": "Batch 1 (final)", "description": "ready"}))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((renamed["trainingFile"]["name"].clone(), renamed["trainingFile"]["description"].clone()), (json!("Batch 1 (final)"), json!("ready")));
+
+    let (status, _) = app.call(Method::PATCH, &format!("/api/training-files/{id}"), &app.alice, Some(json!({"status": "archived"}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let refused = app.call(Method::POST, &format!("/api/training-files/{id}/add-conversations"), &app.alice, Some(json!({"conversation_ids": [uuid::Uuid::new_v4().to_string()]}))).await;
+    assert_error(&refused, StatusCode::CONFLICT, "not_active");
+    app.call(Method::PATCH, &format!("/api/training-files/{id}"), &app.alice, Some(json!({"status": "active"}))).await;
+
+    let (status, removed) = app.call(Method::DELETE, &format!("/api/training-files/{id}/conversations/{second}"), &app.alice, None).await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    assert_eq!((removed["trainingFile"]["version"].clone(), removed["trainingFile"]["conversation_count"].clone()), (json!(3), json!(2)));
+
+    let (status, body) = app.call(Method::DELETE, &format!("/api/training-files/{id}"), &app.alice, None).await;
+    assert_eq!((status, body), (StatusCode::NO_CONTENT, Value::Null));
+    assert_error(&app.call(Method::GET, &format!("/api/training-files/{id}"), &app.alice, None).await, StatusCode::NOT_FOUND, "not_found");
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+async fn every_route_but_the_public_ones_needs_a_valid_token(t: &TestStore) {
+    let app = TestApp::spawn(t).await;
+    let no_token = app.client.get(format!("{}/api/training-files", app.base)).send().await.unwrap();
+    assert_eq!(no_token.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = no_token.json().await.unwrap();
+    assert_eq!(body["code"], "unauthorized");
+
+    let forged = lora_files_server::auth::TokenKeys::new(b"some other secret entirely, also long").issue(&t.alice, None, Duration::from_secs(600));
+    assert_error(&app.call(Method::GET, "/api/training-files", &forged, None).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    let expired = expired_token(&t.alice);
+    let result = app.call(Method::GET, "/api/training-files", &expired, None).await;
+    assert_error(&result, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(result.1["error"].as_str().unwrap().contains("expired"));
+    assert_error(&app.call(Method::GET, "/api/training-files", "not.a.jwt", None).await, StatusCode::UNAUTHORIZED, "unauthorized");
+
+    for path in ["/api/health", "/api/openapi.json"] {
+        assert_eq!(app.client.get(format!("{}{path}", app.base)).send().await.unwrap().status(), StatusCode::OK, "{path}");
+    }
+    let login = app.client.post(format!("{}/api/auth/token", app.base)).json(&json!({"email": "alice@example.com", "password": "correct horse battery"})).send().await.unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+    let login: Value = login.json().await.unwrap();
+    assert_eq!(login["token_type"], "bearer");
+    let (status, _) = app.call(Method::GET, "/api/training-files", login["access_token"].as_str().unwrap(), None).await;
+    assert_eq!(status, StatusCode::OK);
+    for (email, password) in [("alice@example.com", "wrong password"), ("nobody@example.com", "correct horse battery")] {
+        let response = app.client.post(format!("{}/api/auth/token", app.base)).json(&json!({"email": email, "password": password})).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "wrong email or password", "the same answer for both");
+    }
+}
+
+fn expired_token(user: &str) -> String {
+    let claims = json!({"sub": user, "exp": chrono::Utc::now().timestamp() - 10});
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(SECRET)).unwrap()
+}
+
+async fn a_valid_token_for_an_unknown_user_provisions_it(t: &TestStore) {
+    let app = TestApp::spawn(t).await;
+    let newcomer = uuid::Uuid::new_v4().to_string();
+    let token = app.state.tokens.issue(&newcomer, Some("new@example.com"), Duration::from_secs(600));
+    let (status, body) = app.call(Method::GET, "/api/training-files", &token, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(app.t.store.user(&newcomer).await.unwrap().unwrap().email, "new@example.com");
+}
+
+async fn other_users_files_answer_404(t: &TestStore) {
+    let app = TestApp::spawn(t).await;
+    let id = app.import(&app.alice, "enriched/enriched-1.json").await;
+    let file = app.create("private", std::slice::from_ref(&id)).await;
+    let file_id = file["id"].as_str().unwrap();
+    for (method, path) in [
+        (Method::GET, format!("/api/training-files/{file_id}")),
+        (Method::GET, format!("/api/training-files/{file_id}/download")),
+        (Method::GET, format!("/api/training-files/{file_id}/versions")),
+        (Method::GET, format!("/api/training-files/{file_id}/conversations")),
+        (Method::DELETE, format!("/api/training-files/{file_id}")),
+        (Method::GET, format!("/api/conversations/{id}")),
+    ] {
+        assert_error(&app.call(method, &path, &app.bob, None).await, StatusCode::NOT_FOUND, "not_found");
+    }
+    let add = app.call(Method::POST, &format!("/api/training-files/{file_id}/add-conversations"), &app.bob, Some(json!({"conversation_ids": [id]}))).await;
+    assert_error(&add, StatusCode::NOT_FOUND, "not_found");
+    let (_, listed) = app.call(Method::GET, "/api/training-files?status=all", &app.bob, None).await;
+    assert_eq!(listed["files"], json!([]));
+}
+
+async fn bad_bodies_and_parameters_are_400_naming_the_field(t: &TestStore) {
+    let app = TestApp::spawn(t).await;
+    let id = app.import(&app.alice, "enriched/enriched-2.json").await;
+    let field = |result: &(StatusCode, Value)| result.1["details"]["fields"][0]["path"].as_str().unwrap_or_default().to_owned();
+
+    let malformed = app.request(Method::POST, "/api/training-files", &app.alice).header("content-type", "application/json").body("{\"name\": ").send().await.unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    let body: Value = malformed.json().await.unwrap();
+    assert_eq!(body["code"], "validation_error");
+
+    let cases = [
+        (json!({"name": 7, "conversation_ids": [id]}), "name"),
+        (json!({"name": "x", "conversation_ids": "nope"}), "conversation_ids"),
+        (json!({"name": "x", "conversation_ids": [id, 3]}), "conversation_ids[1]"),
+        (json!({"conversation_ids": [id]}), "body"),
+        (json!({"name": "   ", "conversation_ids": [id]}), "name"),
+        (json!({"name": "x".repeat(256), "conversation_ids": [id]}), "name"),
+        (json!({"name": "x", "conversation_ids": []}), "conversation_ids"),
+        (json!({"name": "x", "conversation_ids": [id, id]}), "conversation_ids[1]"),
+        (json!({"name": "x", "conversation_ids": ["not-a-uuid"]}), "conversation_ids[0]"),
+    ];
+    for (body, expected) in cases {
+        let result = app.call(Method::POST, "/api/training-files", &app.alice, Some(body.clone())).await;
+        assert_error(&result, StatusCode::BAD_REQUEST, "validation_error");
+        assert_eq!(field(&result), expected, "{body} → {}", result.1);
+    }
+
+    let file = app.create("named", std::slice::from_ref(&id)).await;
+    let file_id = file["id"].as_str().unwrap();
+    assert_error(&app.call(Method::POST, "/api/training-files", &app.alice, Some(json!({"name": "named", "conversation_ids": [id]}))).await, StatusCode::CONFLICT, "name_taken");
+
+    let unknown = [uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string()];
+    let result = app.call(Method::POST, "/api/training-files", &app.alice, Some(json!({"name": "y", "conversation_ids": unknown}))).await;
+    assert_error(&result, StatusCode::BAD_REQUEST, "ineligible_conversations");
+    let reported: Vec<(&str, &str)> = result.1["details"]["conversations"].as_array().unwrap().iter().map(|c| (c["conversation_id"].as_str().unwrap(), c["reason"].as_str().unwrap())).collect();
+    assert_eq!(reported, [(unknown[0].as_str(), "not_found"), (unknown[1].as_str(), "not_found")]);
+
+    let mut tx = app.t.store.catalogue.begin_as(&app.t.alice).await.unwrap();
+    let pending = app.import(&app.alice, "enriched/enriched-1.json").await;
+    sqlx::query("UPDATE conversations SET enrichment_status = 'not_started' WHERE conversation_id = $1").bind(&pending).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    let result = app.call(Method::POST, &format!("/api/training-files/{file_id}/add-conversations"), &app.alice, Some(json!({"conversation_ids": [pending]}))).await;
+    assert_error(&result, StatusCode::BAD_REQUEST, "ineligible_conversations");
+    assert_eq!(result.1["details"]["conversations"][0], json!({"conversation_id": pending, "reason": "not_completed", "enrichment_status": "not_started"}));
+
+    let result = app.call(Method::POST, &format!("/api/training-files/{file_id}/add-conversations"), &app.alice, Some(json!({"conversation_ids": [id]}))).await;
+    assert_error(&result, StatusCode::CONFLICT, "already_in_file");
+    assert_eq!(result.1["details"]["conversation_ids"], json!([id]));
+
+    for (query, expected) in [("format=xml", "format"), ("version=0", "version"), ("version=abc", "version"), ("version=9", "version")] {
+        let result = app.call(Method::GET, &format!("/api/training-files/{file_id}/download?{query}"), &app.alice, None).await;
+        assert_error(&result, StatusCode::BAD_REQUEST, "validation_error");
+        assert_eq!(field(&result), expected, "{query}");
+    }
+    for (path, expected) in [("/api/training-files?limit=0", "limit"), ("/api/training-files?limit=x", "limit"), ("/api/training-files?status=gone", "status"), ("/api/training-files/not-a-uuid", "id")] {
+        let result = app.call(Method::GET, path, &app.alice, None).await;
+        assert_error(&result, StatusCode::BAD_REQUEST, "validation_error");
+        assert_eq!(field(&result), expected, "{path}");
+    }
+    let not_enriched = app.request(Method::POST, "/api/conversations", &app.alice).header("content-type", "application/json").body(std::fs::read(fixture("raw/recent-raw.json")).unwrap()).send().await.unwrap();
+    assert_eq!(not_enriched.status(), StatusCode::BAD_REQUEST);
+    let body: Value = not_enriched.json().await.unwrap();
+    assert_eq!(body["details"]["fields"][0]["path"], "turns");
+}
+
+async fn download_links_refuse_tampering_expiry_and_traversal(t: &TestStore) {
+    let app = TestApp::spawn(t).await;
+    let id = app.import(&app.alice, "enriched/enriched-2.json").await;
+    let file = app.create("links", &[id]).await;
+    let (_, download) = app.call(Method::GET, &format!("/api/training-files/{}/download", file["id"].as_str().unwrap()), &app.alice, None).await;
+    let url = download["download_url"].as_str().unwrap();
+    let (prefix, token) = url.rsplit_once('/').unwrap();
+    let (payload, signature) = token.split_once('.').unwrap();
+    let mut tampered_payload = payload.to_owned();
+    tampered_payload.replace_range(5..6, if &payload[5..6] == "A" { "B" } else { "A" });
+    for bad in [format!("{prefix}/{tampered_payload}.{signature}"), format!("{prefix}/{payload}.{}", &signature[1..]), format!("{prefix}/{payload}")] {
+        let response = app.client.get(&bad).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{bad}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "forbidden");
+    }
+    let expired = app.state.signer.sign(&lora_files_server::downloads::SignedObject {
+        key: format!("training-files/{}/whatever.json", file["id"].as_str().unwrap()),
+        filename: "x.json".into(),
+        expires: chrono::Utc::now().timestamp() - 1,
+    });
+    assert_eq!(app.client.get(format!("{}/files/{expired}", app.base)).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    for traversal in ["/files/..%2F..%2Fetc%2Fpasswd", "/files/../catalogue.sqlite3", "/files/%2e%2e/%2e%2e/jwt-secret"] {
+        let status = app.client.get(format!("{}{traversal}", app.base)).send().await.unwrap().status();
+        assert!(status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND, "{traversal}: {status}");
+    }
+}
+
+async fn limits_are_enforced_with_clear_errors(t: &TestStore) {
+    let app = TestApp::spawn_with(t, |s| {
+        s.max_body_bytes = 64 * 1024;
+        s.max_ids_per_request = 3;
+    })
+    .await;
+    let big = json!({"name": "big", "conversation_ids": vec!["x".repeat(100); 1000]});
+    assert_error(&app.call(Method::POST, "/api/training-files", &app.alice, Some(big)).await, StatusCode::PAYLOAD_TOO_LARGE, "too_large");
+    let ids: Vec<String> = (0..4).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let result = app.call(Method::POST, "/api/training-files", &app.alice, Some(json!({"name": "many", "conversation_ids": ids}))).await;
+    assert_error(&result, StatusCode::BAD_REQUEST, "validation_error");
+    assert!(result.1["error"].as_str().unwrap().contains("at most 3"));
+    assert_error(&app.call(Method::GET, "/api/nothing-here", &app.alice, None).await, StatusCode::NOT_FOUND, "not_found");
+    assert_error(&app.call(Method::PUT, "/api/training-files", &app.alice, None).await, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+}
+
+async fn health_and_openapi_describe_the_service(t: &TestStore) {
+    let app = TestApp::spawn(t).await;
+    let health: Value = app.client.get(format!("{}/api/health", app.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health, json!({"status": "ok", "database": "ok", "storage": "ok"}));
+    let doc: Value = app.client.get(format!("{}/api/openapi.json", app.base)).send().await.unwrap().json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc["paths"].as_object().unwrap();
+    for path in ["/api/training-files", "/api/training-files/{id}", "/api/training-files/{id}/add-conversations", "/api/training-files/{id}/download", "/api/training-files/{id}/versions", "/api/conversations", "/api/auth/token", "/api/health"] {
+        assert!(paths.contains_key(path), "{path} is documented");
+    }
+    let response = app.client.get(format!("{}/api/health", app.base)).send().await.unwrap();
+    assert!(response.headers().contains_key("x-request-id"));
+}
+
+on_both_backends!(
+    the_whole_flow_from_import_to_download,
+    every_route_but_the_public_ones_needs_a_valid_token,
+    a_valid_token_for_an_unknown_user_provisions_it,
+    other_users_files_answer_404,
+    bad_bodies_and_parameters_are_400_naming_the_field,
+    download_links_refuse_tampering_expiry_and_traversal,
+    limits_are_enforced_with_clear_errors,
+    health_and_openapi_describe_the_service,
+);
