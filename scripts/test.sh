@@ -72,6 +72,29 @@ PY
   export LORA_FILES_TEST_S3_URL="s3://$S3_BUCKET/tests"
 }
 
+# schemathesis (PyPI) against a running server's /api/openapi.json with a
+# valid token: no 5xx, every response as documented.
+run_schemathesis() {
+  command -v schemathesis >/dev/null || { log "installing schemathesis"; python3 -m pip install --quiet --disable-pip-version-check schemathesis; }
+  log "building the server for schemathesis"
+  cargo build --quiet --bin lora-files
+  local bin="${CARGO_TARGET_DIR:-target}/debug/lora-files" data port=18099
+  data="$(mktemp -d)"
+  "$bin" user add schemathesis@example.com --data-dir "$data" >/dev/null
+  "$bin" import tests/fixtures/enriched --data-dir "$data" >/dev/null
+  local token
+  token="$("$bin" user token schemathesis@example.com --data-dir "$data")"
+  "$bin" serve --data-dir "$data" --listen "127.0.0.1:$port" >"$data/serve.log" 2>&1 &
+  local server=$!
+  STARTED_PIDS+=("$server")
+  log "schemathesis against http://127.0.0.1:$port/api/openapi.json"
+  schemathesis run "http://127.0.0.1:$port/api/openapi.json" --wait-for-schema 30 \
+    -H "Authorization: Bearer $token" \
+    --checks not_a_server_error,response_schema_conformance,status_code_conformance \
+    --max-examples 50 --no-color --seed 20261125
+  kill "$server"
+}
+
 run_tests() {
   log "running the tests"
   if cargo nextest --version >/dev/null 2>&1; then
@@ -90,4 +113,5 @@ run_tests() {
 ensure_rust
 ensure_postgres
 ensure_s3
+run_schemathesis
 run_tests

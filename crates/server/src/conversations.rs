@@ -43,6 +43,7 @@ pub struct ConversationQuery {
     pub min_quality: Option<f64>,
     /// A substring of the conversation id.
     pub q: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }

@@ -54,8 +54,10 @@ pub struct FileList {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `active` (default), `archived`, `processing`, `failed` or `all`.
+    #[param(pattern = "^(active|archived|processing|failed|all)$")]
     pub status: Option<String>,
     /// 1–500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -66,25 +68,31 @@ pub struct ListQuery {
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateRequest {
     /// 1–255 characters after trimming; unique among the caller's files.
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
     pub name: String,
     pub description: Option<String>,
-    /// Conversation ids (UUIDs), in the order the file should hold them.
+    /// Conversation ids (UUIDs), each once, in the order the file should hold them.
+    #[schema(value_type = Vec<uuid::Uuid>, min_items = 1)]
     pub conversation_ids: Vec<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct AddRequest {
+    /// Conversation ids (UUIDs), each once.
+    #[schema(value_type = Vec<uuid::Uuid>, min_items = 1)]
     pub conversation_ids: Vec<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct UpdateRequest {
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
     pub name: Option<String>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
     /// `active` or `archived`.
+    #[schema(pattern = "^(active|archived)$")]
     pub status: Option<String>,
 }
 
@@ -97,8 +105,10 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<O
 #[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
     /// `json` (default) or `jsonl`.
+    #[param(pattern = "^(json|jsonl)$")]
     pub format: Option<String>,
     /// A version number; the current version when absent.
+    #[param(pattern = "^[1-9][0-9]*$")]
     pub version: Option<String>,
 }
 
@@ -123,6 +133,7 @@ pub struct VersionList {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }

@@ -77,7 +77,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
         if !is_json {
-            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "validation_error", "send the body as application/json"));
+            return Err(ApiError::field("body", "send the body as JSON, with Content-Type: application/json"));
         }
         let bytes = Bytes::from_request(request, state).await.map_err(body_rejection)?;
         parse_json(&bytes).map(ApiJson)
