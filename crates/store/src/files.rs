@@ -177,7 +177,7 @@ impl Store {
                 updated_at: now.clone(),
                 version: 0,
                 owner_id: user.to_owned(),
-                consultant_profile: crate::records::JsonText(profile),
+                consultant_profile: profile.to_string(),
                 vertical,
                 target_model: self.config.target_model.clone(),
             };
@@ -546,7 +546,7 @@ impl Store {
             last_updated: parse_time(now)?,
             target_model: file.target_model.clone(),
             vertical: file.vertical.clone(),
-            consultant_profile: file.consultant_profile.0.clone(),
+            consultant_profile: serde_json::from_str(&file.consultant_profile).map_err(|e| StoreError::Internal(format!("consultant profile of {} is not JSON: {e}", file.id)))?,
         };
         let prefix = render::full_json_prefix(&header, &totals);
         let suffix = render::full_json_suffix(members.len());
@@ -723,7 +723,7 @@ async fn insert_file(tx: &mut Transaction, file: &TrainingFile, json: &StoredObj
     .bind(quality.max_quality_score)
     .bind(quality.human_reviewed_count as i64)
     .bind(totals.distribution.to_value().to_string())
-    .bind(file.consultant_profile.0.to_string())
+    .bind(&file.consultant_profile)
     .bind(&file.vertical)
     .bind(&file.target_model)
     .bind(&file.last_updated_at)

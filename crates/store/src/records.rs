@@ -36,10 +36,10 @@ pub struct TrainingFile {
     pub version: i64,
     #[serde(skip)]
     pub owner_id: String,
+    /// JSON text, parsed only when a version is written (lists never show it).
     #[serde(skip)]
-    #[sqlx(try_from = "String")]
     #[cfg_attr(feature = "openapi", schema(ignore))]
-    pub consultant_profile: JsonText,
+    pub consultant_profile: String,
     #[serde(skip)]
     pub vertical: String,
     #[serde(skip)]
