@@ -185,7 +185,10 @@ impl Store {
             let (json, jsonl, totals) = self.write_version(&file, 1, &now, &all, &mut written).await?;
             self.run_before_commit()?;
             let mut tx = self.catalogue.begin_as(user).await?;
-            insert_file(&mut tx, &file, &json, &jsonl, &totals).await.map_err(|e| StoreError::from_constraint(e, &name))?;
+            insert_file(&mut tx, &file).await.map_err(|e| StoreError::from_constraint(e, &name))?;
+            if !advance_file(&mut tx, &file, 1, &now, &json, &jsonl, &totals).await? {
+                return Err(StoreError::Internal(format!("training file {file_id} was not at version 0 inside its own create")));
+            }
             insert_members(&mut tx, &file_id, user, &members).await?;
             insert_version(&mut tx, &file_id, user, 1, "create", &now, &json, &jsonl, &totals).await?;
             tx.commit().await.map_err(|e| StoreError::from_constraint(e, &name))?;
@@ -697,36 +700,22 @@ pub(crate) fn page<T>(items: &mut Vec<T>, limit: i64, key: impl Fn(&T) -> (Strin
     Page { items: std::mem::take(items), next_cursor }
 }
 
-async fn insert_file(tx: &mut Transaction, file: &TrainingFile, json: &StoredObject, jsonl: &StoredObject, totals: &Totals) -> Result<(), sqlx::Error> {
-    let quality = totals.quality();
+/// The file's own columns, at version 0 with no objects: only ever seen inside
+/// the create's transaction, which moves it to version 1 with `advance_file`.
+async fn insert_file(tx: &mut Transaction, file: &TrainingFile) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO training_files (id, owner_id, name, description, json_file_path, jsonl_file_path, storage_bucket, \
-         conversation_count, total_training_pairs, total_turns, json_file_size, jsonl_file_size, avg_quality_score, \
-         min_quality_score, max_quality_score, human_reviewed_count, scaffolding_distribution, status, current_version, \
-         consultant_profile, vertical, target_model, last_updated_at, created_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 'active', 1, $18, $19, $20, $21, $22, $23, $23)",
+        "INSERT INTO training_files (id, owner_id, name, description, json_file_path, jsonl_file_path, storage_bucket, status, \
+         current_version, consultant_profile, vertical, target_model, created_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, '', '', $5, 'active', 0, $6, $7, $8, $9, $10, $10)",
     )
     .bind(&file.id)
     .bind(&file.owner_id)
     .bind(&file.name)
     .bind(&file.description)
-    .bind(&json.key)
-    .bind(&jsonl.key)
     .bind(&file.storage_bucket)
-    .bind(totals.conversations as i64)
-    .bind(totals.training_pairs as i64)
-    .bind(totals.turns as i64)
-    .bind(json.size as i64)
-    .bind(jsonl.size as i64)
-    .bind(quality.avg_quality_score)
-    .bind(quality.min_quality_score)
-    .bind(quality.max_quality_score)
-    .bind(quality.human_reviewed_count as i64)
-    .bind(totals.distribution.to_value().to_string())
     .bind(&file.consultant_profile)
     .bind(&file.vertical)
     .bind(&file.target_model)
-    .bind(&file.last_updated_at)
     .bind(&file.created_by)
     .bind(&file.created_at)
     .execute(&mut **tx)
