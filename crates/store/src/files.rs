@@ -115,6 +115,14 @@ async fn back_off(attempt: usize) {
     tokio::time::sleep(std::time::Duration::from_millis(10 * attempt as u64 + jitter)).await;
 }
 
+/// A version with the name of its file, for downloads.
+#[derive(sqlx::FromRow)]
+struct VersionOfFile {
+    #[sqlx(flatten)]
+    version: Version,
+    name: String,
+}
+
 /// A member about to be added: its rendered fragment, stored.
 struct NewMember {
     row_id: String,
@@ -177,15 +185,14 @@ impl Store {
                 updated_at: now.clone(),
                 version: 0,
                 owner_id: user.to_owned(),
-                consultant_profile: profile.to_string(),
                 vertical,
                 target_model: self.config.target_model.clone(),
             };
             let all: Vec<Member> = members.iter().map(|m| m.member.clone()).collect();
-            let (json, jsonl, totals) = self.write_version(&file, 1, &now, &all, &mut written).await?;
+            let (json, jsonl, totals) = self.write_version(&file, &profile, 1, &now, &all, &mut written).await?;
             self.run_before_commit()?;
             let mut tx = self.catalogue.begin_as(user).await?;
-            insert_file(&mut tx, &file).await.map_err(|e| StoreError::from_constraint(e, &name))?;
+            insert_file(&mut tx, &file, &profile).await.map_err(|e| StoreError::from_constraint(e, &name))?;
             if !advance_file(&mut tx, &file, 1, &now, &json, &jsonl, &totals).await? {
                 return Err(StoreError::Internal(format!("training file {file_id} was not at version 0 inside its own create")));
             }
@@ -235,7 +242,8 @@ impl Store {
                 }
                 let all: Vec<Member> = members.iter().cloned().chain(added.iter().map(|m| m.member.clone())).collect();
                 let version = file.version + 1;
-                let (json, jsonl, totals) = self.write_version(&file, version, &now, &all, &mut written).await?;
+                let profile = self.consultant_profile(user, file_id).await?;
+                let (json, jsonl, totals) = self.write_version(&file, &profile, version, &now, &all, &mut written).await?;
                 self.run_before_commit()?;
                 let mut tx = self.catalogue.begin_as(user).await?;
                 if !advance_file(&mut tx, &file, version, &now, &json, &jsonl, &totals).await? {
@@ -285,7 +293,8 @@ impl Store {
             let mut written = Vec::new();
             let version = file.version + 1;
             let attempt = async {
-                let (json, jsonl, totals) = self.write_version(&file, version, &now, &kept, &mut written).await?;
+                let profile = self.consultant_profile(user, file_id).await?;
+                let (json, jsonl, totals) = self.write_version(&file, &profile, version, &now, &kept, &mut written).await?;
                 self.run_before_commit()?;
                 let mut tx = self.catalogue.begin_as(user).await?;
                 if !advance_file(&mut tx, &file, version, &now, &json, &jsonl, &totals).await? {
@@ -323,6 +332,16 @@ impl Store {
         let file = sqlx::query_as(&sql).bind(file_id).bind(user).fetch_optional(&mut *tx).await?;
         tx.commit().await?;
         file.ok_or(StoreError::NotFound)
+    }
+
+    /// The consultant profile every version of the file states (kept out of
+    /// `TrainingFile`: lists would copy it for every row and never show it).
+    async fn consultant_profile(&self, user: &str, file_id: &str) -> Result<Value, StoreError> {
+        let mut tx = self.catalogue.begin_as(user).await?;
+        let row: Option<(String,)> = sqlx::query_as("SELECT consultant_profile FROM training_files WHERE id = $1 AND owner_id = $2").bind(file_id).bind(user).fetch_optional(&mut *tx).await?;
+        tx.commit().await?;
+        let (text,) = row.ok_or(StoreError::NotFound)?;
+        serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("the consultant profile of {file_id} is not JSON: {e}")))
     }
 
     async fn file_by_name(&self, user: &str, name: &str) -> Result<Option<TrainingFile>, StoreError> {
@@ -436,14 +455,25 @@ impl Store {
 
     /// The object of `format` for the current version, or a pinned one.
     pub async fn download_target(&self, user: &str, file_id: &str, format: DownloadFormat, version: Option<i64>) -> Result<DownloadTarget, StoreError> {
-        let file = self.training_file(user, file_id).await?;
-        let wanted = version.unwrap_or(file.version);
-        let sql = format!("SELECT {VERSION_COLUMNS} FROM training_file_versions WHERE training_file_id = $1 AND version = $2");
+        // One query in the usual case; only a miss asks which part was missing.
         let mut tx = self.catalogue.begin_as(user).await?;
-        let found: Option<Version> = sqlx::query_as(&sql).bind(file_id).bind(wanted).fetch_optional(&mut *tx).await?;
+        let found: Option<VersionOfFile> = sqlx::query_as(
+            "SELECT v.version, v.created_at, v.created_by, v.change, v.conversation_count, v.total_training_pairs, v.json_file_size, \
+             v.jsonl_file_size, v.json_sha256, v.jsonl_sha256, v.json_file_path, v.jsonl_file_path, f.name \
+             FROM training_file_versions v JOIN training_files f ON f.id = v.training_file_id \
+             WHERE f.id = $1 AND f.owner_id = $2 AND v.version = COALESCE($3, f.current_version)",
+        )
+        .bind(file_id)
+        .bind(user)
+        .bind(version)
+        .fetch_optional(&mut *tx)
+        .await?;
         tx.commit().await?;
-        let found = found.ok_or_else(|| StoreError::invalid("version", format!("this file has versions 1 to {}", file.version)))?;
-        let stem = safe_filename(&file.name);
+        let Some(VersionOfFile { version: found, name }) = found else {
+            let file = self.training_file(user, file_id).await?;
+            return Err(StoreError::invalid("version", format!("this file has versions 1 to {}", file.version)));
+        };
+        let stem = safe_filename(&name);
         let filename = match version {
             Some(v) => format!("{stem}-v{v}.{}", format.extension()),
             None => format!("{stem}.{}", format.extension()),
@@ -453,7 +483,7 @@ impl Store {
             DownloadFormat::Jsonl => (found.jsonl_file_path, found.jsonl_file_size),
         };
         let kind = crate::blobs::ObjectKind::of_key(&key).ok_or_else(|| StoreError::Internal(format!("version object {key} is not JSON")))?;
-        Ok(DownloadTarget { key, filename, size: size as u64, content_type: kind.content_type(), version: wanted })
+        Ok(DownloadTarget { key, filename, size: size as u64, content_type: kind.content_type(), version: found.version })
     }
 
     /// For each id in order: its row id, catalogue score and enriched file;
@@ -540,7 +570,16 @@ impl Store {
 
     /// Writes version `version` of `file` from its members' stored fragments:
     /// the full JSON and the JSONL, streamed, sizes checked before writing.
-    async fn write_version(&self, file: &TrainingFile, version: i64, now: &str, members: &[Member], written: &mut Vec<String>) -> Result<(StoredObject, StoredObject, Totals), StoreError> {
+    #[allow(clippy::too_many_arguments)]
+    async fn write_version(
+        &self,
+        file: &TrainingFile,
+        consultant_profile: &Value,
+        version: i64,
+        now: &str,
+        members: &[Member],
+        written: &mut Vec<String>,
+    ) -> Result<(StoredObject, StoredObject, Totals), StoreError> {
         let totals = totals_of(members);
         let header = FileHeader {
             file_name: file.name.clone(),
@@ -549,7 +588,7 @@ impl Store {
             last_updated: parse_time(now)?,
             target_model: file.target_model.clone(),
             vertical: file.vertical.clone(),
-            consultant_profile: serde_json::from_str(&file.consultant_profile).map_err(|e| StoreError::Internal(format!("consultant profile of {} is not JSON: {e}", file.id)))?,
+            consultant_profile: consultant_profile.clone(),
         };
         let prefix = render::full_json_prefix(&header, &totals);
         let suffix = render::full_json_suffix(members.len());
@@ -702,7 +741,7 @@ pub(crate) fn page<T>(items: &mut Vec<T>, limit: i64, key: impl Fn(&T) -> (Strin
 
 /// The file's own columns, at version 0 with no objects: only ever seen inside
 /// the create's transaction, which moves it to version 1 with `advance_file`.
-async fn insert_file(tx: &mut Transaction, file: &TrainingFile) -> Result<(), sqlx::Error> {
+async fn insert_file(tx: &mut Transaction, file: &TrainingFile, consultant_profile: &Value) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO training_files (id, owner_id, name, description, json_file_path, jsonl_file_path, storage_bucket, status, \
          current_version, consultant_profile, vertical, target_model, created_by, created_at, updated_at) \
@@ -713,7 +752,7 @@ async fn insert_file(tx: &mut Transaction, file: &TrainingFile) -> Result<(), sq
     .bind(&file.name)
     .bind(&file.description)
     .bind(&file.storage_bucket)
-    .bind(&file.consultant_profile)
+    .bind(consultant_profile.to_string())
     .bind(&file.vertical)
     .bind(&file.target_model)
     .bind(&file.created_by)

@@ -36,10 +36,6 @@ pub struct TrainingFile {
     pub version: i64,
     #[serde(skip)]
     pub owner_id: String,
-    /// JSON text, parsed only when a version is written (lists never show it).
-    #[serde(skip)]
-    #[cfg_attr(feature = "openapi", schema(ignore))]
-    pub consultant_profile: String,
     #[serde(skip)]
     pub vertical: String,
     #[serde(skip)]
@@ -50,7 +46,7 @@ pub struct TrainingFile {
 pub(crate) const TRAINING_FILE_COLUMNS: &str = "id, name, description, json_file_path, jsonl_file_path, storage_bucket, \
     conversation_count, total_training_pairs, total_turns, json_file_size, jsonl_file_size, avg_quality_score, \
     min_quality_score, max_quality_score, human_reviewed_count, scaffolding_distribution, status, last_updated_at, \
-    created_by, created_at, updated_at, current_version, owner_id, consultant_profile, vertical, target_model";
+    created_by, created_at, updated_at, current_version, owner_id, vertical, target_model";
 
 /// JSON kept as text in the catalogue, parsed on the way out.
 #[derive(Clone, Debug, PartialEq, Serialize)]
