@@ -2,7 +2,6 @@
 //! request passes (request id, trace, body limit, timeout), JSON answers for
 //! unknown routes, and extractors whose rejections name the bad field.
 
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -143,5 +142,3 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
-/// Served on the default request timeout (and in tests).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
