@@ -123,6 +123,29 @@ struct VersionOfFile {
     name: String,
 }
 
+/// A change that makes a new version of a file.
+enum Change<'a> {
+    Add(&'a [String]),
+    Remove(&'a str),
+}
+
+impl Change<'_> {
+    /// As `training_file_versions.change` records it.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Add(_) => "add",
+            Self::Remove(_) => "remove",
+        }
+    }
+}
+
+/// How one attempt at a change ended.
+enum Attempt {
+    Committed,
+    /// Another change landed first; this one starts again.
+    Superseded,
+}
+
 /// A member about to be added: its rendered fragment, stored.
 struct NewMember {
     row_id: String,
@@ -213,54 +236,34 @@ impl Store {
     /// request when any of them is already in the file.
     pub async fn add_conversations(&self, user: &str, file_id: &str, conversation_ids: &[String]) -> Result<TrainingFile, StoreError> {
         check_ids(conversation_ids)?;
+        self.change_file(user, file_id, Change::Add(conversation_ids)).await
+    }
+
+    /// A new version without `conversation_id`.
+    pub async fn remove_conversation(&self, user: &str, file_id: &str, conversation_id: &str) -> Result<TrainingFile, StoreError> {
+        self.change_file(user, file_id, Change::Remove(conversation_id)).await
+    }
+
+    /// Runs a change to an active file until it lands. Changes to one file in
+    /// this process queue on its lock; an attempt that another process beat
+    /// to the commit deletes its objects and starts again on the newer version.
+    async fn change_file(&self, user: &str, file_id: &str, change: Change<'_>) -> Result<TrainingFile, StoreError> {
         let _queued = self.file_locks.lock(file_id).await;
-        for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                back_off(attempt).await;
+        for round in 0..MAX_ATTEMPTS {
+            if round > 0 {
+                back_off(round).await;
             }
             let file = self.training_file(user, file_id).await?;
             if file.status != "active" {
                 return Err(StoreError::NotActive(file.status));
             }
             let members = self.all_members(user, file_id).await?;
-            let present: HashSet<&str> = members.iter().map(|m| m.conversation_id.as_str()).collect();
-            let already: Vec<String> = conversation_ids.iter().filter(|id| present.contains(id.as_str())).cloned().collect();
-            if !already.is_empty() {
-                return Err(StoreError::AlreadyInFile(already));
-            }
-            let sources = self.eligible(user, conversation_ids).await?;
-            let now = now_text();
             let mut written = Vec::new();
-            let attempt = async {
-                let mut taken: HashSet<String> = members.iter().map(|m| short_of(&m.conversation_id)).collect();
-                let next_position = members.last().map_or(0, |m| m.position + 1);
-                let mut added = Vec::new();
-                for (i, (row_id, score, key)) in sources.iter().enumerate() {
-                    let conversation = self.load_source(key, *score).await?;
-                    let member = self.store_fragment(file_id, &conversation, next_position + i as i64, &mut taken, user, &now, &mut written).await?;
-                    added.push(NewMember { row_id: row_id.clone(), member });
-                }
-                let all: Vec<Member> = members.iter().cloned().chain(added.iter().map(|m| m.member.clone())).collect();
-                let version = file.version + 1;
-                let profile = self.consultant_profile(user, file_id).await?;
-                let (json, jsonl, totals) = self.write_version(&file, &profile, version, &now, &all, &mut written).await?;
-                self.run_before_commit()?;
-                let mut tx = self.catalogue.begin_as(user).await?;
-                if !advance_file(&mut tx, &file, version, &now, &json, &jsonl, &totals).await? {
-                    return Ok(false);
-                }
-                insert_members(&mut tx, file_id, user, &added).await?;
-                insert_version(&mut tx, file_id, user, version, "add", &now, &json, &jsonl, &totals).await?;
-                tx.commit().await?;
-                Ok(true)
-            }
-            .await;
-            match attempt {
-                Ok(true) => return self.training_file(user, file_id).await,
-                Ok(false) => self.delete_objects(&written).await, // another change landed first: start again
-                Err(StoreError::Database(sqlx::Error::Database(db))) if db.is_unique_violation() => {
-                    self.delete_objects(&written).await;
-                }
+            match self.attempt_change(user, &file, members, &change, &mut written).await {
+                Ok(Attempt::Committed) => return self.training_file(user, &file.id).await,
+                Ok(Attempt::Superseded) => self.delete_objects(&written).await,
+                // Another process added the same conversation first: the next round says so.
+                Err(StoreError::Database(sqlx::Error::Database(db))) if db.is_unique_violation() => self.delete_objects(&written).await,
                 Err(error) => {
                     self.delete_objects(&written).await;
                     return Err(error);
@@ -270,59 +273,63 @@ impl Store {
         Err(StoreError::Contention)
     }
 
-    /// A new version without `conversation_id`.
-    pub async fn remove_conversation(&self, user: &str, file_id: &str, conversation_id: &str) -> Result<TrainingFile, StoreError> {
-        let _queued = self.file_locks.lock(file_id).await;
-        for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                back_off(attempt).await;
-            }
-            let file = self.training_file(user, file_id).await?;
-            if file.status != "active" {
-                return Err(StoreError::NotActive(file.status));
-            }
-            let members = self.all_members(user, file_id).await?;
-            let Some(removed) = members.iter().find(|m| m.conversation_id == conversation_id).cloned() else {
-                return Err(StoreError::NotFound);
-            };
-            if members.len() == 1 {
-                return Err(StoreError::invalid("conversation_id", "a training file keeps at least one conversation; delete the file instead"));
-            }
-            let kept: Vec<Member> = members.into_iter().filter(|m| m.conversation_id != conversation_id).collect();
-            let now = now_text();
-            let mut written = Vec::new();
-            let version = file.version + 1;
-            let attempt = async {
-                let profile = self.consultant_profile(user, file_id).await?;
-                let (json, jsonl, totals) = self.write_version(&file, &profile, version, &now, &kept, &mut written).await?;
-                self.run_before_commit()?;
-                let mut tx = self.catalogue.begin_as(user).await?;
-                if !advance_file(&mut tx, &file, version, &now, &json, &jsonl, &totals).await? {
-                    return Ok(false);
+    /// One attempt: checks `change` against the file as it is now, writes the
+    /// new version's objects (their keys go to `written`), then commits only
+    /// if the file is still at the version read.
+    async fn attempt_change(&self, user: &str, file: &TrainingFile, members: Vec<Member>, change: &Change<'_>, written: &mut Vec<String>) -> Result<Attempt, StoreError> {
+        let now = now_text();
+        let (all, added, removed) = match *change {
+            Change::Add(ids) => {
+                let present: HashSet<&str> = members.iter().map(|m| m.conversation_id.as_str()).collect();
+                let already: Vec<String> = ids.iter().filter(|id| present.contains(id.as_str())).cloned().collect();
+                if !already.is_empty() {
+                    return Err(StoreError::AlreadyInFile(already));
                 }
-                sqlx::query("DELETE FROM training_file_conversations WHERE training_file_id = $1 AND conversation_id = $2")
-                    .bind(file_id)
-                    .bind(conversation_id)
-                    .execute(&mut *tx)
-                    .await?;
-                insert_version(&mut tx, file_id, user, version, "remove", &now, &json, &jsonl, &totals).await?;
-                tx.commit().await?;
-                Ok(true)
-            }
-            .await;
-            match attempt {
-                Ok(true) => {
-                    self.delete_objects(&[removed.fragment_json_path, removed.fragment_jsonl_path]).await;
-                    return self.training_file(user, file_id).await;
+                let sources = self.eligible(user, ids).await?;
+                let mut taken: HashSet<String> = members.iter().map(|m| short_of(&m.conversation_id)).collect();
+                let next_position = members.last().map_or(0, |m| m.position + 1);
+                let mut added = Vec::new();
+                for (i, (row_id, score, key)) in sources.iter().enumerate() {
+                    let conversation = self.load_source(key, *score).await?;
+                    let member = self.store_fragment(&file.id, &conversation, next_position + i as i64, &mut taken, user, &now, written).await?;
+                    added.push(NewMember { row_id: row_id.clone(), member });
                 }
-                Ok(false) => self.delete_objects(&written).await,
-                Err(error) => {
-                    self.delete_objects(&written).await;
-                    return Err(error);
-                }
+                let all: Vec<Member> = members.into_iter().chain(added.iter().map(|m| m.member.clone())).collect();
+                (all, added, None)
             }
+            Change::Remove(conversation_id) => {
+                let Some(removed) = members.iter().find(|m| m.conversation_id == conversation_id).cloned() else {
+                    return Err(StoreError::NotFound);
+                };
+                if members.len() == 1 {
+                    return Err(StoreError::invalid("conversation_id", "a training file keeps at least one conversation; delete the file instead"));
+                }
+                let kept: Vec<Member> = members.into_iter().filter(|m| m.conversation_id != conversation_id).collect();
+                (kept, Vec::new(), Some(removed))
+            }
+        };
+        let version = file.version + 1;
+        let profile = self.consultant_profile(user, &file.id).await?;
+        let (json, jsonl, totals) = self.write_version(file, &profile, version, &now, &all, written).await?;
+        self.run_before_commit()?;
+        let mut tx = self.catalogue.begin_as(user).await?;
+        if !advance_file(&mut tx, file, version, &now, &json, &jsonl, &totals).await? {
+            return Ok(Attempt::Superseded);
         }
-        Err(StoreError::Contention)
+        insert_members(&mut tx, &file.id, user, &added).await?;
+        if let Some(removed) = &removed {
+            sqlx::query("DELETE FROM training_file_conversations WHERE training_file_id = $1 AND conversation_id = $2")
+                .bind(&file.id)
+                .bind(&removed.conversation_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        insert_version(&mut tx, &file.id, user, version, change.kind(), &now, &json, &jsonl, &totals).await?;
+        tx.commit().await?;
+        if let Some(removed) = removed {
+            self.delete_objects(&[removed.fragment_json_path, removed.fragment_jsonl_path]).await;
+        }
+        Ok(Attempt::Committed)
     }
 
     /// One of `user`'s files; other users' files are `NotFound`.
