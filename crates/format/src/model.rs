@@ -87,6 +87,9 @@ pub struct Conversation {
     pub training_pairs: Vec<Value>,
     pub consultant_profile: Option<Value>,
     pub vertical: Option<String>,
+    /// The enriched file's `input_parameters` block, when it has one (the
+    /// catalogue keeps its ids as the scaffolding snapshot).
+    pub input_parameters: Option<Value>,
 }
 
 /// `fp_conversation_<uuid>` → `<uuid>`.
@@ -114,7 +117,8 @@ impl Conversation {
             Some(Value::Array(pairs)) => pairs,
             _ => Vec::new(),
         };
-        let scaffolding = Scaffolding::from_enriched(document.get("input_parameters").and_then(Value::as_object), training_pairs.first());
+        let input_parameters = document.remove("input_parameters");
+        let scaffolding = Scaffolding::from_enriched(input_parameters.as_ref().and_then(Value::as_object), training_pairs.first());
         Self {
             conversation_id,
             created_date,
@@ -123,6 +127,7 @@ impl Conversation {
             training_pairs,
             consultant_profile: document.remove("consultant_profile"),
             vertical,
+            input_parameters,
         }
     }
 
@@ -146,6 +151,7 @@ impl Conversation {
             training_pairs,
             consultant_profile: consultant_profile.cloned(),
             vertical: vertical.map(str::to_owned),
+            input_parameters: None,
         }
     }
 
@@ -158,6 +164,7 @@ impl Conversation {
             training_pairs: Vec::new(),
             consultant_profile: None,
             vertical: None,
+            input_parameters: None,
         }
     }
 

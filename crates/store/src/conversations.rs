@@ -60,7 +60,6 @@ impl Store {
             path: source.to_owned(),
             errors: findings.into_iter().filter(|d| d.is_error()).collect(),
         })?;
-        let parameters: Option<Value> = serde_json::from_slice::<Value>(&bytes).ok().and_then(|mut v| v.get_mut("input_parameters").map(Value::take));
         let sha256 = hex::encode(Sha256::digest(&bytes));
         if let Some(existing) = self.conversation(owner, &conversation.conversation_id).await? {
             return match existing.enriched_sha256.as_deref() == Some(sha256.as_str()) {
@@ -90,7 +89,7 @@ impl Store {
         .bind(&record.persona_key)
         .bind(&record.emotional_arc_key)
         .bind(&record.topic_key)
-        .bind(snapshot(parameters.as_ref()))
+        .bind(snapshot(conversation.input_parameters.as_ref()))
         .bind(record.quality_score)
         .bind(&record.tier)
         .bind(record.turn_count)

@@ -291,6 +291,12 @@ async fn import_is_idempotent_and_refuses_changed_content(t: &TestStore) {
     assert_eq!(record.conversation_id, "330dc058-6d75-4609-96f7-b6e87b39f536");
     assert_eq!((record.turn_count, record.pair_count, record.enrichment_status.as_str()), (5, 2, "completed"));
     assert_eq!(record.persona_key.as_deref(), Some("pragmatic_optimist"));
+    let mut tx = t.store.catalogue.begin_as(&t.alice).await.unwrap();
+    let (snapshot,): (String,) = sqlx::query_as("SELECT scaffolding_snapshot FROM conversations WHERE id = $1").bind(&record.id).fetch_one(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    let snapshot: serde_json::Value = serde_json::from_str(&snapshot).unwrap();
+    assert_eq!(snapshot["persona"]["persona_key"], "pragmatic_optimist", "the snapshot comes from input_parameters");
+    assert_eq!(snapshot["training_topic"]["topic_key"], "grandparent_529");
     let again = t.store.import_enriched(&t.alice, "a.json", text.clone().into()).await.unwrap();
     assert!(matches!(again, lora_files_store::conversations::Imported::Unchanged(_)));
     let changed = String::from_utf8(text.clone()).unwrap().replacen("\"quality_score\": 3,", "\"quality_score\": 4,", 1);
