@@ -67,7 +67,7 @@ impl Store {
     pub async fn authenticate(&self, email: &str, password: &str) -> Result<Option<User>, StoreError> {
         let Some(user) = self.find_user_by_email(email).await? else {
             // Spend the same time as a real check so timing does not reveal which emails exist.
-            let _ = verify_password(password, "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2J3vA7Y0n0c7QH3B1yQnq8m6iQfjv3B9FY2v3Yh6u9E");
+            let _ = verify_password(password, decoy_hash());
             return Ok(None);
         };
         let ok = user.password_hash.as_deref().is_some_and(|hash| verify_password(password, hash));
@@ -90,6 +90,13 @@ fn hash_password(password: &str) -> Result<String, StoreError> {
     }
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| StoreError::Internal(format!("hashing a password failed: {e}")))
+}
+
+/// A real argon2 hash (made once) that no password matches, checked against
+/// when the email is unknown.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password(&crate::token()).expect("hashing a fresh token cannot fail"))
 }
 
 fn verify_password(password: &str, hash: &str) -> bool {
