@@ -156,6 +156,14 @@ impl<'f> Check<'f> {
         Some(n)
     }
 
+    /// A score on the 1–5 scale, or null for "not scored".
+    fn score(&mut self, map: &Map<String, Value>, key: &'static str, path: &JsonPath) -> Option<f64> {
+        match map.get(key) {
+            Some(Value::Null) => None,
+            _ => self.number_in(map, key, path, 1.0, 5.0),
+        }
+    }
+
     fn string_array(&mut self, map: &Map<String, Value>, key: &'static str, path: &JsonPath, min_items: usize) {
         let Some(value) = self.field(map, key, path) else { return };
         let Some(items) = value.as_array() else {
@@ -401,9 +409,14 @@ fn check_pair<'v>(findings: &mut Findings, pair: &'v Value, path: &JsonPath, ind
     let mut check = Check { findings };
     let id = pair.get("id").and(check_optional_string(&mut check, pair, "id", path));
     let conversation_id = pair.get("conversation_id").and(check_optional_string(&mut check, pair, "conversation_id", path));
+    // The original's pairs carry the template category as `conversation_id`
+    // and `<category>_turn<n>` as `id`; lora-files keeps that `id` but puts
+    // the conversation's real UUID in `conversation_id`.
     if let (Some(id), Some(conversation_id), Some(turn), PairKind::Enriched) = (id, conversation_id, turn, kind) {
         let expected = format!("{conversation_id}_turn{turn}");
-        if id != expected {
+        let suffix = format!("_turn{turn}");
+        let ok = id == expected || (is_uuid(conversation_id) && id.strip_suffix(&suffix).is_some_and(|category| !category.is_empty()));
+        if !ok {
             findings.error(&path.key("id"), "pair_id", format!("is {id:?} but must be {expected:?} (conversation_id + \"_turn\" + turn_number)"));
         }
     }
@@ -530,11 +543,12 @@ fn check_training_metadata(findings: &mut Findings, value: &Value, path: &JsonPa
     check.string_array(training, "demonstrates_skills", path, 0);
     let conversation_turn = check.integer(training, "conversation_turn", path);
     check.string(training, "emotional_progression_target", path);
-    let score = check.number_in(training, "quality_score", path, 1.0, 5.0);
+    // null: not scored (lora-files records a missing score as missing).
+    let score = check.score(training, "quality_score", path);
     let criteria_path = path.key("quality_criteria");
     if let Some(criteria) = check.field(training, "quality_criteria", path).and_then(|v| check.object(v, &criteria_path)) {
         for key in CRITERIA {
-            if let (Some(value), Some(score)) = (check.number_in(criteria, key, &criteria_path, 1.0, 5.0), score) {
+            if let (Some(value), Some(score)) = (check.score(criteria, key, &criteria_path), score) {
                 if (value - score).abs() > 0.7 + 1e-9 {
                     check.findings.warning(&criteria_path.key(key), "criterion_far_from_score", format!("{value} is more than 0.7 from quality_score {score}"));
                 }
