@@ -1,14 +1,18 @@
-//! Conversations in the catalogue: importing enriched files (stored as they
-//! came, status `completed`), listing and reading them.
+//! Conversations in the catalogue: importing them at any stage (enriched
+//! files stored as they came, status `completed`; raw or parsed LLM output
+//! kept as its source, status `not_started`), listing and reading them.
 
 use bytes::Bytes;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use lora_files_format::enrich::reference::input_parameters;
+use lora_files_format::enrich::source::{self, Stage};
 use lora_files_format::input::read_enriched_bytes;
-use lora_files_format::model::Conversation;
+use lora_files_format::{Findings, JsonPath, Position};
 
 use crate::records::{ConversationRecord, Page, CONVERSATION_COLUMNS};
+use crate::scaffolding::ScaffoldingKeys;
 use crate::{new_id, now_text, Store, StoreError};
 
 /// What an import did.
@@ -39,21 +43,184 @@ pub struct ConversationFilter {
     pub q: Option<String>,
 }
 
-/// `scaffolding_snapshot` as the original keeps it, from `input_parameters`.
-fn snapshot(parameters: Option<&Value>) -> Option<String> {
+/// `scaffolding_snapshot` as the original keeps it, from `input_parameters`,
+/// with the system prompt the conversation was generated with, when known.
+fn snapshot(parameters: Option<&Value>, system_prompt: Option<&Value>) -> Option<String> {
     let p = parameters?.as_object()?;
     let field = |key: &str| p.get(key).cloned().unwrap_or(Value::Null);
-    Some(
-        json!({
-            "persona": {"id": field("persona_id"), "name": field("persona_name"), "persona_key": field("persona_key")},
-            "emotional_arc": {"id": field("emotional_arc_id"), "name": field("emotional_arc_name"), "arc_key": field("emotional_arc_key")},
-            "training_topic": {"id": field("training_topic_id"), "name": field("training_topic_name"), "topic_key": field("training_topic_key")},
-        })
-        .to_string(),
-    )
+    let mut snapshot = json!({
+        "persona": {"id": field("persona_id"), "name": field("persona_name"), "persona_key": field("persona_key")},
+        "emotional_arc": {"id": field("emotional_arc_id"), "name": field("emotional_arc_name"), "arc_key": field("emotional_arc_key")},
+        "training_topic": {"id": field("training_topic_id"), "name": field("training_topic_name"), "topic_key": field("training_topic_key")},
+    });
+    if let Some(prompt) = system_prompt.filter(|p| p.is_string()) {
+        snapshot["system_prompt"] = prompt.clone();
+    }
+    Some(snapshot.to_string())
+}
+
+/// A conversation file to import, at any stage.
+#[derive(Clone, Debug)]
+pub struct ImportRequest {
+    /// Names the source in errors (a file path, "body").
+    pub source: String,
+    pub bytes: Bytes,
+    /// Scaffolding named alongside the file; each key wins over the file's
+    /// own `input_parameters` and must exist in the catalogue.
+    pub scaffolding: ScaffoldingKeys,
+    /// The conversation's id when the file does not carry one.
+    pub conversation_id: Option<String>,
+    /// Keep text that is not JSON (and has no unambiguous repair) as a
+    /// conversation that needs review, instead of refusing it.
+    pub keep_unparsable: bool,
+}
+
+impl ImportRequest {
+    pub fn new(source: impl Into<String>, bytes: impl Into<Bytes>) -> Self {
+        Self { source: source.into(), bytes: bytes.into(), scaffolding: ScaffoldingKeys::default(), conversation_id: None, keep_unparsable: false }
+    }
+}
+
+/// A conversation that is not enriched yet, as it will be inserted.
+struct Pending {
+    conversation_id: String,
+    stage: &'static str,
+    parse_error: Option<String>,
+    keys: ScaffoldingKeys,
+    snapshot: Option<String>,
+    turn_count: i64,
 }
 
 impl Store {
+    /// Imports a conversation file of any stage, detected by content: an
+    /// enriched v4 file (status `completed`), or raw / parsed LLM output
+    /// (status `not_started`, enriched later). Importing the same bytes again
+    /// changes nothing; other bytes under the same id are refused.
+    pub async fn import_conversation(&self, owner: &str, request: ImportRequest) -> Result<Imported, StoreError> {
+        self.check_scaffolding_keys(&request.scaffolding).await?;
+        let parsed = match source::parse(&request.bytes) {
+            Ok(parsed) => parsed.document,
+            Err(error) if request.keep_unparsable => {
+                let pending = Pending {
+                    conversation_id: self.conversation_id_for(&request, None)?,
+                    stage: "unparsable",
+                    parse_error: Some(error.to_string()),
+                    keys: request.scaffolding.clone(),
+                    snapshot: None,
+                    turn_count: 0,
+                };
+                return self.insert_pending(owner, &request, pending).await;
+            }
+            Err(error) => {
+                let mut findings = Findings::default();
+                let path = lora_files_format::position::path_at(&request.bytes, Position::offset_of_serde(&request.bytes, error.position.line, error.position.column));
+                findings.error(&path, "syntax", error.message);
+                findings.locate_in(&request.bytes);
+                return Err(StoreError::InvalidSource { path: request.source, errors: findings.into_vec() });
+            }
+        };
+        let stage = match Stage::of(&parsed) {
+            Some(Stage::Enriched) => return self.import_enriched(owner, &request.source, request.bytes).await,
+            Some(Stage::Raw) => "raw",
+            Some(Stage::Parsed) => "parsed",
+            None => {
+                let mut findings = Findings::default();
+                findings.error(
+                    &JsonPath::root(),
+                    "unknown_stage",
+                    "neither raw LLM output (conversation_metadata + turns), a parsed conversation (+ input_parameters), nor an enriched v4 file (dataset_metadata + training_pairs)",
+                );
+                findings.locate_in(&request.bytes);
+                return Err(StoreError::InvalidSource { path: request.source, errors: findings.into_vec() });
+            }
+        };
+        let keys = request.scaffolding.clone().or(ScaffoldingKeys::from_parameters(parsed.get("input_parameters")));
+        let reference = self.reference(&keys).await?;
+        let parameters = input_parameters(&reference, parsed.get("input_parameters").and_then(Value::as_object)).map(Value::Object);
+        let pending = Pending {
+            conversation_id: self.conversation_id_for(&request, Some(&parsed))?,
+            stage,
+            parse_error: None,
+            keys,
+            snapshot: snapshot(parameters.as_ref(), parsed.pointer("/scaffolding_snapshot/system_prompt")),
+            turn_count: parsed.get("turns").and_then(Value::as_array).map_or(0, Vec::len) as i64,
+        };
+        self.insert_pending(owner, &request, pending).await
+    }
+
+    /// The request's id, else the file's own `conversation_id`, else one
+    /// derived from the bytes (the same file always gets the same id).
+    fn conversation_id_for(&self, request: &ImportRequest, document: Option<&Value>) -> Result<String, StoreError> {
+        if let Some(id) = &request.conversation_id {
+            return match uuid::Uuid::parse_str(id) {
+                Ok(uuid) => Ok(uuid.hyphenated().to_string()),
+                Err(_) => Err(StoreError::invalid("conversation_id", format!("{id:?} is not a UUID"))),
+            };
+        }
+        let own = document.and_then(|d| d.get("conversation_id")).and_then(Value::as_str).and_then(|id| uuid::Uuid::parse_str(id).ok());
+        let id = own.unwrap_or_else(|| uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("lora-files:source:{}", hex::encode(Sha256::digest(&request.bytes))).as_bytes()));
+        Ok(id.hyphenated().to_string())
+    }
+
+    async fn insert_pending(&self, owner: &str, request: &ImportRequest, pending: Pending) -> Result<Imported, StoreError> {
+        let sha256 = hex::encode(Sha256::digest(&request.bytes));
+        if let Some(existing) = self.conversation(owner, &pending.conversation_id).await? {
+            return judge_reimport(existing, &sha256);
+        }
+        let key = format!("conversations/{owner}/{}/source-{}.json", pending.conversation_id, &sha256[..12]);
+        if !self.blobs.exists(&key).await? {
+            self.blobs.put_new(&key, request.bytes.clone()).await?;
+        }
+        let now = now_text();
+        let mut tx = self.catalogue.begin_as(owner).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO conversations (id, conversation_id, owner_id, enrichment_status, persona_key, emotional_arc_key, topic_key, \
+             scaffolding_snapshot, turn_count, pair_count, created_at, updated_at, source_path, source_sha256, source_stage, parse_error) \
+             VALUES ($1, $2, $3, 'not_started', $4, $5, $6, $7, $8, 0, $9, $9, $10, $11, $12, $13)",
+        )
+        .bind(new_id())
+        .bind(&pending.conversation_id)
+        .bind(owner)
+        .bind(&pending.keys.persona_key)
+        .bind(&pending.keys.emotional_arc_key)
+        .bind(&pending.keys.topic_key)
+        .bind(&pending.snapshot)
+        .bind(pending.turn_count)
+        .bind(&now)
+        .bind(&key)
+        .bind(&sha256)
+        .bind(pending.stage)
+        .bind(&pending.parse_error)
+        .execute(&mut *tx)
+        .await;
+        self.finish_insert(owner, &pending.conversation_id, &sha256, tx, inserted).await
+    }
+
+    /// Commits an import's insert; when a concurrent import of the same id
+    /// won the race, judges this one against it.
+    async fn finish_insert(
+        &self,
+        owner: &str,
+        conversation_id: &str,
+        sha256: &str,
+        tx: crate::catalogue::Transaction,
+        inserted: Result<sqlx::any::AnyQueryResult, sqlx::Error>,
+    ) -> Result<Imported, StoreError> {
+        match inserted {
+            Ok(_) => {
+                tx.commit().await?;
+                let record = self.conversation(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
+                Ok(Imported::New(record))
+            }
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                drop(tx);
+                let existing = self.conversation(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
+                judge_reimport(existing, sha256)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// Imports one enriched conversation file for `owner`. `source` names it in errors.
     pub async fn import_enriched(&self, owner: &str, source: &str, bytes: Bytes) -> Result<Imported, StoreError> {
         let (conversation, _warnings) = read_enriched_bytes(&bytes).map_err(|findings| StoreError::InvalidSource {
@@ -62,57 +229,39 @@ impl Store {
         })?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         if let Some(existing) = self.conversation(owner, &conversation.conversation_id).await? {
-            return match existing.enriched_sha256.as_deref() == Some(sha256.as_str()) {
-                true => Ok(Imported::Unchanged(existing)),
-                false => Err(StoreError::ConflictingImport(conversation.conversation_id)),
-            };
+            return judge_reimport(existing, &sha256);
         }
         let key = format!("conversations/{owner}/{}/enriched-{}.json", conversation.conversation_id, &sha256[..12]);
         if !self.blobs.exists(&key).await? {
             self.blobs.put_new(&key, bytes.clone()).await?;
         }
-        let record = new_record(owner, &conversation, key, bytes.len() as i64, sha256);
+        let figures = conversation.figures();
+        let keys = conversation.scaffolding.keys();
+        let now = now_text();
         let mut tx = self.catalogue.begin_as(owner).await?;
         let inserted = sqlx::query(
             "INSERT INTO conversations (id, conversation_id, owner_id, enrichment_status, enriched_file_path, enriched_file_size, \
-             enriched_sha256, persona_key, emotional_arc_key, topic_key, scaffolding_snapshot, quality_score, tier, turn_count, \
-             pair_count, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)",
+             enriched_sha256, persona_key, emotional_arc_key, topic_key, scaffolding_snapshot, quality_score, turn_count, \
+             pair_count, created_at, updated_at, source_path, source_sha256, source_stage, enriched_at) \
+             VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $4, $6, 'enriched', $14)",
         )
-        .bind(&record.id)
-        .bind(&record.conversation_id)
+        .bind(new_id())
+        .bind(&conversation.conversation_id)
         .bind(owner)
-        .bind(&record.enrichment_status)
-        .bind(&record.enriched_file_path)
-        .bind(record.enriched_file_size)
-        .bind(&record.enriched_sha256)
-        .bind(&record.persona_key)
-        .bind(&record.emotional_arc_key)
-        .bind(&record.topic_key)
-        .bind(snapshot(conversation.input_parameters.as_ref()))
-        .bind(record.quality_score)
-        .bind(&record.tier)
-        .bind(record.turn_count)
-        .bind(record.pair_count)
-        .bind(&record.created_at)
+        .bind(&key)
+        .bind(bytes.len() as i64)
+        .bind(&sha256)
+        .bind(&keys.persona)
+        .bind(&keys.emotional_arc)
+        .bind(&keys.training_topic)
+        .bind(snapshot(conversation.input_parameters.as_ref(), None))
+        .bind(figures.quality_score.map(lora_files_format::quality::round2))
+        .bind(figures.turns as i64)
+        .bind(figures.training_pairs as i64)
+        .bind(&now)
         .execute(&mut *tx)
         .await;
-        match inserted {
-            Ok(_) => {
-                tx.commit().await?;
-                Ok(Imported::New(record))
-            }
-            // A concurrent import of the same conversation won: judge against it.
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                drop(tx);
-                let existing = self.conversation(owner, &record.conversation_id).await?.ok_or(StoreError::NotFound)?;
-                match existing.enriched_sha256 == record.enriched_sha256 {
-                    true => Ok(Imported::Unchanged(existing)),
-                    false => Err(StoreError::ConflictingImport(record.conversation_id)),
-                }
-            }
-            Err(error) => Err(error.into()),
-        }
+        self.finish_insert(owner, &conversation.conversation_id, &sha256, tx, inserted).await
     }
 
     /// The conversation `conversation_id` of `owner`.
@@ -155,24 +304,10 @@ impl Store {
     }
 }
 
-fn new_record(owner: &str, conversation: &Conversation, key: String, size: i64, sha256: String) -> ConversationRecord {
-    let figures = conversation.figures();
-    let keys = conversation.scaffolding.keys();
-    ConversationRecord {
-        id: new_id(),
-        conversation_id: conversation.conversation_id.clone(),
-        enrichment_status: "completed".into(),
-        enriched_file_path: Some(key),
-        enriched_file_size: Some(size),
-        enriched_sha256: Some(sha256),
-        persona_key: keys.persona,
-        emotional_arc_key: keys.emotional_arc,
-        topic_key: keys.training_topic,
-        quality_score: figures.quality_score.map(lora_files_format::quality::round2),
-        tier: None,
-        turn_count: figures.turns as i64,
-        pair_count: figures.training_pairs as i64,
-        created_at: now_text(),
-        owner_id: owner.to_owned(),
+/// The same bytes again change nothing; other bytes under the same id are refused.
+fn judge_reimport(existing: ConversationRecord, sha256: &str) -> Result<Imported, StoreError> {
+    match existing.source_sha256.as_deref() == Some(sha256) {
+        true => Ok(Imported::Unchanged(existing)),
+        false => Err(StoreError::ConflictingImport(existing.conversation_id)),
     }
 }

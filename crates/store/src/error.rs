@@ -36,6 +36,8 @@ pub enum StoreError {
     InvalidSource { path: String, errors: Vec<lora_files_format::Diagnostic> },
     #[error("conversation {0} was already imported with different content")]
     ConflictingImport(String),
+    #[error("conversation {0} is being enriched right now; try again when that run ends")]
+    EnrichmentInProgress(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("storage: {0}")]

@@ -3,16 +3,20 @@
 //!
 //! [`Store`] holds the [`catalogue::Catalogue`] and the [`blobs::Blobs`];
 //! [`files`] is the TrainingFileService (create, add, remove, versions,
-//! downloads), [`conversations`] imports enriched conversations, [`users`]
-//! keeps accounts, [`doctor`] checks that catalogue and storage agree.
+//! downloads), [`conversations`] imports conversations at any stage,
+//! [`enrichment`] runs the enrichment pipeline on them, [`scaffolding`] keeps
+//! the reference data it reads, [`users`] keeps accounts, [`doctor`] checks
+//! that catalogue and storage agree.
 
 pub mod blobs;
 pub mod catalogue;
 pub mod conversations;
 pub mod doctor;
 pub mod error;
+pub mod enrichment;
 pub mod files;
 pub mod records;
+pub mod scaffolding;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod users;
@@ -40,6 +44,8 @@ pub struct StoreConfig {
     pub target_model: Option<String>,
     /// The vertical when conversations do not state one.
     pub default_vertical: Option<String>,
+    /// What enriched files state besides the conversation (system prompt, consultant).
+    pub enrichment: lora_files_format::enrich::Settings,
 }
 
 impl StoreConfig {
@@ -51,6 +57,7 @@ impl StoreConfig {
             max_object_bytes: blobs::DEFAULT_MAX_OBJECT_BYTES,
             target_model: None,
             default_vertical: None,
+            enrichment: lora_files_format::enrich::Settings::default(),
         }
     }
 

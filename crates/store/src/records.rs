@@ -140,10 +140,27 @@ pub struct ConversationRecord {
     pub created_at: String,
     #[serde(rename = "owner")]
     pub owner_id: String,
+    /// What the conversation was imported as: `raw`, `parsed`, `enriched`, or
+    /// `unparsable` (kept for review, with `parse_error`).
+    pub source_stage: String,
+    /// Why the imported text is not JSON; such a conversation needs review.
+    pub parse_error: Option<String>,
+    /// The last enrichment failure; cleared when enrichment succeeds.
+    pub enrichment_error: Option<String>,
+    pub enriched_at: Option<String>,
+    #[serde(skip)]
+    pub source_path: Option<String>,
+    #[serde(skip)]
+    pub source_sha256: Option<String>,
+    #[serde(skip)]
+    pub enrichment_started_at: Option<String>,
+    #[serde(skip)]
+    pub scaffolding_snapshot: Option<String>,
 }
 
 pub(crate) const CONVERSATION_COLUMNS: &str = "id, conversation_id, enrichment_status, enriched_file_path, enriched_file_size, \
-    enriched_sha256, persona_key, emotional_arc_key, topic_key, quality_score, tier, turn_count, pair_count, created_at, owner_id";
+    enriched_sha256, persona_key, emotional_arc_key, topic_key, quality_score, tier, turn_count, pair_count, created_at, owner_id, \
+    source_stage, parse_error, enrichment_error, enriched_at, source_path, source_sha256, enrichment_started_at, scaffolding_snapshot";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

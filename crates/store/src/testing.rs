@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use lora_files_format::enrich::reference::SeedRow;
 
 use crate::{Access, Store, StoreConfig};
 
@@ -73,6 +74,18 @@ impl TestStore {
             ids.push(new_id);
         }
         ids
+    }
+
+    /// Loads the bundled scaffolding seeds (personas, arcs, topics), as an operator would.
+    pub async fn load_scaffolding(&self) {
+        let mut rows = Vec::new();
+        for file in ["personas-seed.ndjson", "emotional-arcs-seed.ndjson", "training-topics-seed.ndjson"] {
+            let text = std::fs::read_to_string(fixture(&format!("scaffolding/{file}"))).unwrap();
+            rows.extend(text.lines().map(|line| SeedRow::from_value(serde_json::from_str(line).unwrap()).unwrap()));
+        }
+        let admin = self.admin().await;
+        admin.load_scaffolding(&rows).await.unwrap();
+        admin.catalogue.pool().close().await;
     }
 
     pub async fn cleanup(self) {
