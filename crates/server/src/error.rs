@@ -79,9 +79,10 @@ impl From<StoreError> for ApiError {
                     .iter()
                     .map(|d| json!({"path": d.path.to_string(), "message": d.message, "line": d.position.map(|p| p.line), "column": d.position.map(|p| p.column)}))
                     .collect();
-                Self::new(StatusCode::BAD_REQUEST, "validation_error", "the body is not a valid enriched v4 conversation").with_details(json!({"fields": fields}))
+                Self::new(StatusCode::BAD_REQUEST, "validation_error", "the body is not a conversation lora-files can import").with_details(json!({"fields": fields}))
             }
             error @ StoreError::ConflictingImport(_) => Self::new(StatusCode::CONFLICT, "conflict", error.to_string()),
+            error @ StoreError::EnrichmentInProgress(_) => Self::new(StatusCode::CONFLICT, "enrichment_in_progress", error.to_string()),
             error @ StoreError::Contention => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", error.to_string()),
             error => Self::internal(error),
         }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod health;
 pub mod http;
 pub mod openapi;
+pub mod scaffolding;
 pub mod state;
 pub mod training_files;
 

@@ -16,7 +16,7 @@ use lora_files_store::{Member, TrainingFile, Version};
 use crate::auth::AuthUser;
 use crate::downloads::SignedObject;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{page_limit, uuid_param, ApiJson, ApiQuery};
+use crate::http::{check_id_count, page_limit, uuid_param, ApiJson, ApiQuery};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
@@ -136,14 +136,6 @@ pub struct PageQuery {
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
-}
-
-fn check_id_count(state: &AppState, ids: &[String]) -> Result<(), ApiError> {
-    let max = state.settings.max_ids_per_request;
-    if ids.len() > max {
-        return Err(ApiError::field("conversation_ids", format!("names {} conversations; at most {max} per request", ids.len())));
-    }
-    Ok(())
 }
 
 /// The caller's training files, newest first.

@@ -276,10 +276,15 @@ async fn bad_bodies_and_parameters_are_400_naming_the_field(t: &TestStore) {
         assert_error(&result, StatusCode::BAD_REQUEST, "validation_error");
         assert_eq!(field(&result), expected, "{path}");
     }
-    let not_enriched = app.request(Method::POST, "/api/conversations", &app.alice).header("content-type", "application/json").body(std::fs::read(fixture("raw/recent-raw.json")).unwrap()).send().await.unwrap();
-    assert_eq!(not_enriched.status(), StatusCode::BAD_REQUEST);
-    let body: Value = not_enriched.json().await.unwrap();
-    assert_eq!(body["details"]["fields"][0]["path"], "turns");
+    let post = |body: Vec<u8>| app.request(Method::POST, "/api/conversations", &app.alice).header("content-type", "application/json").body(body).send();
+    let neither = post(b"{\"hello\": \"world\"}".to_vec()).await.unwrap();
+    assert_eq!(neither.status(), StatusCode::BAD_REQUEST);
+    let body: Value = neither.json().await.unwrap();
+    assert_eq!((body["details"]["fields"][0]["path"].as_str(), body["code"].as_str()), (Some("$"), Some("validation_error")));
+    let mut enriched = std::fs::read(fixture("enriched/single-convo-file-3.json")).unwrap();
+    enriched.truncate(2000);
+    let truncated: Value = post(enriched).await.unwrap().json().await.unwrap();
+    assert_eq!((truncated["details"]["fields"][0]["path"].as_str(), truncated["details"]["fields"][0]["line"].as_u64()), (Some("training_pairs[0]"), Some(49)), "{truncated}");
 }
 
 async fn download_links_refuse_tampering_expiry_and_traversal(t: &TestStore) {
@@ -333,11 +338,71 @@ async fn health_and_openapi_describe_the_service(t: &TestStore) {
     let doc: Value = app.client.get(format!("{}/api/openapi.json", app.base)).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = doc["paths"].as_object().unwrap();
-    for path in ["/api/training-files", "/api/training-files/{id}", "/api/training-files/{id}/add-conversations", "/api/training-files/{id}/download", "/api/training-files/{id}/versions", "/api/conversations", "/api/auth/token", "/api/health"] {
+    for path in ["/api/training-files", "/api/training-files/{id}", "/api/training-files/{id}/add-conversations", "/api/training-files/{id}/download", "/api/training-files/{id}/versions", "/api/conversations", "/api/conversations/{conversation_id}/enrich", "/api/conversations/enrich", "/api/conversations/{conversation_id}/validation-report", "/api/personas", "/api/auth/token", "/api/health"] {
         assert!(paths.contains_key(path), "{path} is documented");
     }
     let response = app.client.get(format!("{}/api/health", app.base)).send().await.unwrap();
     assert!(response.headers().contains_key("x-request-id"));
+}
+
+async fn raw_conversations_are_imported_enriched_and_reported(t: &TestStore) {
+    t.load_scaffolding().await;
+    let app = TestApp::spawn(t).await;
+    let (status, personas) = app.call(Method::GET, "/api/personas", &app.alice, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(personas["personas"].as_array().unwrap().len(), 3);
+    assert_eq!(app.call(Method::GET, "/api/emotional-arcs", &app.alice, None).await.1["emotional_arcs"].as_array().unwrap().len(), 7);
+    assert_eq!(app.call(Method::GET, "/api/training-topics", &app.alice, None).await.1["training_topics"].as_array().unwrap().len(), 65);
+
+    let raw = std::fs::read(fixture("raw/single-convo-file-3-raw.json")).unwrap();
+    let id = "330dc058-6d75-4609-96f7-b6e87b39f536";
+    let query = format!("/api/conversations?persona_key=pragmatic_optimist&emotional_arc_key=shame_to_acceptance&topic_key=grandparent_529&conversation_id={id}");
+    let send = |path: String, body: Vec<u8>, content_type: &'static str| {
+        app.request(Method::POST, &path, &app.alice).header("content-type", content_type).body(body).send()
+    };
+    let unknown = send("/api/conversations?persona_key=nobody".into(), raw.clone(), "application/json").await.unwrap();
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    let unknown: Value = unknown.json().await.unwrap();
+    assert_eq!(unknown["details"]["fields"][0]["path"], "persona_key");
+
+    let created = send(query.clone(), raw.clone(), "application/json").await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!((created["conversation"]["enrichment_status"].as_str(), created["conversation"]["source_stage"].as_str()), (Some("not_started"), Some("raw")));
+
+    let (status, run) = app.call(Method::POST, &format!("/api/conversations/{id}/enrich"), &app.alice, None).await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    assert_eq!((run["outcome"].as_str(), run["conversation"]["enrichment_status"].as_str()), (Some("enriched"), Some("completed")));
+    assert_eq!(run["validation_report"]["summary"], "Validation passed: No issues detected");
+    let (_, report) = app.call(Method::GET, &format!("/api/conversations/{id}/validation-report"), &app.alice, None).await;
+    assert_eq!((report["enrichment_status"].as_str(), report["can_enrich"].as_bool()), (Some("completed"), Some(false)));
+    app.create("From raw", &[id.to_owned()]).await;
+
+    // Text that is not JSON: refused as JSON, kept for review as text/plain.
+    let cut = raw[..700].to_vec();
+    let refused = send("/api/conversations".into(), cut.clone(), "application/json").await.unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let kept = send("/api/conversations".into(), cut, "text/plain").await.unwrap();
+    assert_eq!(kept.status(), StatusCode::CREATED);
+    let kept: Value = kept.json().await.unwrap();
+    let kept_id = kept["conversation"]["conversation_id"].as_str().unwrap().to_owned();
+    assert!(kept["conversation"]["parse_error"].is_string());
+
+    let unknown_id = "00000000-0000-4000-8000-000000000000";
+    let (status, bulk) = app.call(Method::POST, "/api/conversations/enrich", &app.alice, Some(json!({"conversation_ids": [id, kept_id, unknown_id]}))).await;
+    assert_eq!(status, StatusCode::OK, "{bulk}");
+    assert_eq!(bulk["summary"], json!({"total": 3, "enriched": 0, "failed": 2, "skipped": 1}));
+    let outcomes: Vec<&str> = bulk["results"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["skipped", "failed", "not_found"]);
+    assert_eq!(bulk["results"][1]["enrichment_status"], "validation_failed");
+    let (_, report) = app.call(Method::GET, &format!("/api/conversations/{kept_id}/validation-report"), &app.alice, None).await;
+    assert_eq!(report["validation_report"]["blockers"][0]["code"], "INVALID_JSON_SYNTAX");
+    assert_eq!(report["requires_manual_review"], true);
+
+    assert_error(&app.call(Method::POST, "/api/conversations/enrich", &app.alice, Some(json!({"conversation_ids": []}))).await, StatusCode::BAD_REQUEST, "validation_error");
+    assert_error(&app.call(Method::POST, "/api/conversations/enrich", &app.alice, Some(json!({"conversation_ids": [id, id]}))).await, StatusCode::BAD_REQUEST, "validation_error");
+    assert_error(&app.call(Method::POST, &format!("/api/conversations/{id}/enrich"), &app.bob, None).await, StatusCode::NOT_FOUND, "not_found");
+    assert_error(&app.call(Method::GET, "/api/conversations/not-a-uuid/validation-report", &app.alice, None).await, StatusCode::BAD_REQUEST, "validation_error");
 }
 
 on_both_backends!(
@@ -349,4 +414,5 @@ on_both_backends!(
     download_links_refuse_tampering_expiry_and_traversal,
     limits_are_enforced_with_clear_errors,
     health_and_openapi_describe_the_service,
+    raw_conversations_are_imported_enriched_and_reported,
 );

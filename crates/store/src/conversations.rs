@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use lora_files_format::enrich::reference::input_parameters;
 use lora_files_format::enrich::source::{self, Stage};
 use lora_files_format::input::read_enriched_bytes;
-use lora_files_format::{Findings, JsonPath, Position};
+use lora_files_format::{Diagnostic, Findings, JsonPath, Severity};
 
 use crate::records::{ConversationRecord, Page, CONVERSATION_COLUMNS};
 use crate::scaffolding::ScaffoldingKeys;
@@ -112,11 +112,14 @@ impl Store {
                 return self.insert_pending(owner, &request, pending).await;
             }
             Err(error) => {
-                let mut findings = Findings::default();
-                let path = lora_files_format::position::path_at(&request.bytes, Position::offset_of_serde(&request.bytes, error.position.line, error.position.column));
-                findings.error(&path, "syntax", error.message);
-                findings.locate_in(&request.bytes);
-                return Err(StoreError::InvalidSource { path: request.source, errors: findings.into_vec() });
+                let diagnostic = Diagnostic {
+                    severity: Severity::Error,
+                    code: "syntax",
+                    path: lora_files_format::position::path_at(&request.bytes, error.offset),
+                    message: error.message,
+                    position: Some(error.position),
+                };
+                return Err(StoreError::InvalidSource { path: request.source, errors: vec![diagnostic] });
             }
         };
         let stage = match Stage::of(&parsed) {

@@ -48,12 +48,16 @@ pub struct Enrichment {
 
 /// What a conversation's last validation and enrichment said.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrichmentReport {
     pub conversation_id: String,
     pub enrichment_status: String,
     pub source_stage: String,
     pub requires_manual_review: bool,
     pub parse_error: Option<String>,
+    /// `{is_valid, has_blockers, has_warnings, blockers, warnings, conversation_id, validated_at, summary}`;
+    /// each issue is `{code, severity, field, message, suggestion}`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub validation_report: Option<ValidationReport>,
     pub enrichment_error: Option<String>,
     pub enriched_at: Option<String>,

@@ -56,6 +56,8 @@ pub struct Parsed {
 pub struct SyntaxError {
     pub message: String,
     pub position: Position,
+    /// Byte offset of the error in the text.
+    pub offset: usize,
 }
 
 /// Parses `text`, repairing it where that is unambiguous: a byte-order mark,
@@ -69,7 +71,7 @@ pub fn parse(text: &[u8]) -> Result<Parsed, SyntaxError> {
     };
     let located = || {
         let offset = Position::offset_of_serde(text, original.line(), original.column());
-        SyntaxError { message: original.to_string(), position: Position::of_offset(text, offset) }
+        SyntaxError { message: original.to_string(), position: Position::of_offset(text, offset), offset }
     };
     let Ok(mut rest) = std::str::from_utf8(text) else { return Err(located()) };
     let mut repairs = Vec::new();

@@ -31,6 +31,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::auth::router())
         .merge(crate::training_files::router())
         .merge(crate::conversations::router())
+        .merge(crate::scaffolding::router())
         .merge(crate::downloads::router())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method") })
@@ -142,3 +143,12 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
+
+/// At most the configured number of ids in one request.
+pub(crate) fn check_id_count(state: &AppState, ids: &[String]) -> Result<(), ApiError> {
+    let max = state.settings.max_ids_per_request;
+    if ids.len() > max {
+        return Err(ApiError::field("conversation_ids", format!("names {} conversations; at most {max} per request", ids.len())));
+    }
+    Ok(())
+}
