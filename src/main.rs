@@ -21,8 +21,13 @@ enum Command {
     Build(commands::build::Args),
     /// Check enriched, full JSON and JSONL files; exits 1 when any has errors.
     Validate(commands::validate::Args),
-    /// Load enriched conversation files (folders recursively) into the catalogue.
+    /// Load conversation files (raw, parsed or enriched; folders recursively) into the catalogue.
     Import(commands::import::Args),
+    /// Enrich imported raw or parsed conversations into v4 files.
+    Enrich(commands::enrich::Args),
+    /// Manage the scaffolding reference data (personas, arcs, topics, templates).
+    #[command(subcommand)]
+    Scaffolding(commands::scaffolding::ScaffoldingCommand),
     /// Manage users.
     #[command(subcommand)]
     User(commands::user::UserCommand),
@@ -42,6 +47,8 @@ fn main() -> ExitCode {
         Command::Build(args) => commands::build::run(args),
         Command::Validate(args) => commands::validate::run(args),
         Command::Import(args) => commands::run_async(commands::import::run(args)),
+        Command::Enrich(args) => commands::run_async(commands::enrich::run(args)),
+        Command::Scaffolding(command) => commands::run_async(commands::scaffolding::run(command)),
         Command::User(command) => commands::run_async(commands::user::run(command)),
         Command::Migrate(args) => commands::run_async(commands::migrate(args)),
         Command::Doctor(args) => commands::run_async(commands::doctor::run(args)),

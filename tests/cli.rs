@@ -140,12 +140,13 @@ fn import_needs_a_user_then_imports_folders_and_reports_bad_files() {
     let first = with_data_dir(&["import", inputs.path().to_str().unwrap()], data.path());
     assert_eq!(first.status.code(), Some(1), "one file failed");
     assert!(text(&first.stdout).contains("imported 2e6e3685-eb74-46c9-b11d-13a3e162a4b5"), "{}", text(&first.stdout));
-    assert!(text(&first.stderr).contains("bad.json:1:20: training_pairs: error:"), "{}", text(&first.stderr));
-    assert!(text(&first.stdout).contains("1 imported, 0 unchanged, 1 failed"));
+    assert!(text(&first.stderr).contains("bad.json: not valid JSON, kept for review as "), "{}", text(&first.stderr));
+    assert!(text(&first.stderr).contains("line 1, column 20"), "{}", text(&first.stderr));
+    assert!(text(&first.stdout).contains("1 imported, 0 unchanged, 1 kept for review, 0 failed"), "{}", text(&first.stdout));
 
     let again = with_data_dir(&["import", enriched.to_str().unwrap(), "--owner", "COACH@example.com"], data.path());
     assert!(again.status.success(), "{}", text(&again.stderr));
-    assert!(text(&again.stdout).contains("6 imported, 1 unchanged, 0 failed"), "{}", text(&again.stdout));
+    assert!(text(&again.stdout).contains("6 imported, 1 unchanged, 0 kept for review, 0 failed"), "{}", text(&again.stdout));
     let unknown = with_data_dir(&["import", enriched.to_str().unwrap(), "--owner", "who@example.com"], data.path());
     assert!(text(&unknown.stderr).contains("no user who@example.com; add one with `lora-files user add who@example.com`"));
 
@@ -154,6 +155,45 @@ fn import_needs_a_user_then_imports_folders_and_reports_bad_files() {
     let doctor = with_data_dir(&["doctor"], data.path());
     assert!(doctor.status.success(), "{}", text(&doctor.stdout));
     assert_eq!(text(&doctor.stdout).matches("[ OK ]").count(), 5, "{}", text(&doctor.stdout));
+}
+
+#[test]
+fn raw_conversations_are_imported_with_their_scaffolding_and_enriched() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = |args: &[&str]| with_data_dir(args, data.path());
+    assert!(dir(&["user", "add", "coach@example.com", "--password", "a long password"]).status.success());
+    let raw = fixtures().join("raw/single-convo-file-3-raw.json");
+    let raw = raw.to_str().unwrap();
+    let flags = ["--persona", "pragmatic_optimist", "--arc", "shame_to_acceptance", "--topic", "grandparent_529"];
+    let id = "330dc058-6d75-4609-96f7-b6e87b39f536";
+
+    let unknown = dir(&[&["import", raw][..], &flags, &["--conversation-id", id]].concat());
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(text(&unknown.stderr).contains("no persona \"pragmatic_optimist\" in the catalogue"), "{}", text(&unknown.stderr));
+
+    let seeds: Vec<String> = ["personas", "emotional-arcs", "training-topics"]
+        .iter()
+        .map(|kind| fixtures().join(format!("scaffolding/{kind}-seed.ndjson")).display().to_string())
+        .collect();
+    let load = dir(&[&["scaffolding", "load"][..], &seeds.iter().map(String::as_str).collect::<Vec<_>>()].concat());
+    assert!(load.status.success(), "{}", text(&load.stderr));
+    assert_eq!(text(&load.stdout).trim(), "loaded 3 personas, 7 emotional arcs, 65 training topics");
+    let bad_seed = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(bad_seed.path(), "{\"persona_key\": \"x\", \"name\": \"X\"}\n{\"nothing\": 1}\n").unwrap();
+    let refused = dir(&["scaffolding", "load", bad_seed.path().to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).contains(&format!("{}:2: the row has none of", bad_seed.path().display())), "{}", text(&refused.stderr));
+
+    let imported = dir(&[&["import", raw][..], &flags, &["--conversation-id", id]].concat());
+    assert!(imported.status.success(), "{}", text(&imported.stderr));
+    assert!(text(&imported.stdout).contains(&format!("imported {id} from {raw} (raw, not_started)")), "{}", text(&imported.stdout));
+    let enriched = dir(&["enrich", "--all-pending"]);
+    assert!(enriched.status.success(), "{}", text(&enriched.stderr));
+    assert!(text(&enriched.stdout).starts_with("1 enriched, 0 failed, 0 skipped"), "{}", text(&enriched.stdout));
+    let again = dir(&["enrich", id, "00000000-0000-4000-8000-000000000000"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stdout).starts_with("0 enriched, 1 failed, 1 skipped"), "{}", text(&again.stdout));
+    assert!(text(&again.stderr).contains("failed 00000000-0000-4000-8000-000000000000: no such conversation"));
 }
 
 #[test]

@@ -25,6 +25,20 @@ pub enum Bench {
         #[arg(long)]
         work_dir: Option<PathBuf>,
     },
+    /// Import N raw conversations (copies of the bundled raw fixtures) and enrich them all
+    /// (SQLite, local disk); prints conversations per second for each step.
+    Enrich {
+        #[arg(long, default_value_t = 1000)]
+        conversations: usize,
+        /// Raw LLM conversation files to copy.
+        #[arg(long, default_value = "tests/fixtures/raw")]
+        fixtures: PathBuf,
+        /// The scaffolding seeds to load (NDJSON).
+        #[arg(long, default_value = "tests/fixtures/scaffolding")]
+        scaffolding: PathBuf,
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
     /// Generate N enriched conversations from the bundled examples, build them, compare with `cat`.
     Build {
         #[arg(long, default_value_t = 1000)]
@@ -44,6 +58,11 @@ pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
             let temp = tempfile::tempdir()?;
             let work = work_dir.unwrap_or_else(|| temp.path().to_owned());
             bench_build(conversations, &fixtures, &work)?;
+        }
+        Bench::Enrich { conversations, fixtures, scaffolding, work_dir } => {
+            let temp = tempfile::tempdir()?;
+            let work = work_dir.unwrap_or_else(|| temp.path().to_owned());
+            super::run_async(bench_enrich(conversations, fixtures, scaffolding, work))?;
         }
         Bench::Add { conversations, add, fixtures, work_dir } => {
             let temp = tempfile::tempdir()?;
@@ -139,6 +158,61 @@ async fn bench_add(base: usize, added: usize, fixtures: PathBuf, work: PathBuf) 
     println!("create (store):  {create_seconds:.2} s for {base} conversations");
     println!("add {added}:          {add_seconds:.3} s");
     println!("full build:      {build_seconds:.2} s for {} conversations (lora-files build)", base + added);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn bench_enrich(count: usize, fixtures: PathBuf, scaffolding: PathBuf, work: PathBuf) -> anyhow::Result<ExitCode> {
+    use lora_files_format::enrich::reference::SeedRow;
+    use lora_files_store::conversations::ImportRequest;
+    use lora_files_store::enrichment::EnrichOutcome;
+    use lora_files_store::scaffolding::ScaffoldingKeys;
+    use lora_files_store::{Access, Store, StoreConfig};
+
+    let mut raws = Vec::new();
+    for entry in std::fs::read_dir(&fixtures)? {
+        let text = std::fs::read_to_string(entry?.path())?;
+        let document: serde_json::Value = serde_json::from_str(&text)?;
+        if document.get("turns").is_some() && document.get("training_pairs").is_none() {
+            raws.push(document);
+        }
+    }
+    anyhow::ensure!(!raws.is_empty(), "no raw conversations (conversation_metadata + turns) in {}", fixtures.display());
+    let mut seeds = Vec::new();
+    for entry in std::fs::read_dir(&scaffolding)? {
+        for line in std::fs::read_to_string(entry?.path())?.lines().filter(|l| !l.trim().is_empty()) {
+            seeds.push(SeedRow::from_value(serde_json::from_str(line)?).map_err(anyhow::Error::msg)?);
+        }
+    }
+    let store = Store::open(StoreConfig::new(work.join("data")), Access::Service).await?;
+    store.load_scaffolding(&seeds).await?;
+    let owner = store.add_user("bench@example.com", None).await?.id;
+    let keys = ScaffoldingKeys {
+        persona_key: Some("pragmatic_optimist".into()),
+        emotional_arc_key: Some("shame_to_acceptance".into()),
+        topic_key: Some("grandparent_529".into()),
+    };
+    let mut input_bytes = 0;
+    let started = Instant::now();
+    let mut ids = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut raw = raws[i % raws.len()].clone();
+        raw["conversation_metadata"]["session_context"] = format!("{} (#{i})", raw["conversation_metadata"]["session_context"].as_str().unwrap_or_default()).into();
+        let bytes = serde_json::to_vec_pretty(&raw)?;
+        input_bytes += bytes.len() as u64;
+        let request = ImportRequest { scaffolding: keys.clone(), ..ImportRequest::new(format!("raw-{i}.json"), bytes) };
+        ids.push(store.import_conversation(&owner, request).await?.record().conversation_id.clone());
+    }
+    let import_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut enriched = 0;
+    for id in &ids {
+        enriched += usize::from(store.enrich(&owner, id).await?.outcome == EnrichOutcome::Enriched);
+    }
+    let enrich_seconds = started.elapsed().as_secs_f64();
+    anyhow::ensure!(enriched == count, "only {enriched} of {count} conversations were enriched");
+    println!("conversations:   {count} raw ({}), scaffolding {} rows", human_bytes(input_bytes), seeds.len());
+    println!("import:          {import_seconds:.2} s, {:.0} conversations/s", count as f64 / import_seconds);
+    println!("enrich:          {enrich_seconds:.2} s, {:.0} conversations/s", count as f64 / enrich_seconds);
     Ok(ExitCode::SUCCESS)
 }
 

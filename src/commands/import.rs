@@ -1,30 +1,49 @@
-//! `lora-files import`: enriched conversation files into the catalogue and storage.
+//! `lora-files import`: conversation files at any stage (raw LLM output,
+//! parsed, enriched) into the catalogue and storage.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use lora_files_store::conversations::Imported;
+use lora_files_store::conversations::{ImportRequest, Imported};
+use lora_files_store::scaffolding::ScaffoldingKeys;
 use lora_files_store::{Access, Store, StoreError};
 
 use super::StoreArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Enriched conversation files, or folders of them (recursive *.json).
+    /// Conversation files, or folders of them (recursive *.json): raw LLM
+    /// output, parsed conversations or enriched v4 files, told apart by content.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// Whose conversations these are (may be left out when there is exactly one user).
     #[arg(long)]
     owner: Option<String>,
+    /// The persona of raw conversations (a key of the loaded scaffolding).
+    #[arg(long)]
+    persona: Option<String>,
+    /// The emotional arc of raw conversations.
+    #[arg(long)]
+    arc: Option<String>,
+    /// The training topic of raw conversations.
+    #[arg(long)]
+    topic: Option<String>,
+    /// The conversation's id, when importing one raw file that carries none
+    /// (otherwise one is derived from the file's bytes).
+    #[arg(long)]
+    conversation_id: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let files = lora_files_format::input::collect_input_files(&args.paths)?;
+    anyhow::ensure!(args.conversation_id.is_none() || files.len() == 1, "--conversation-id names one conversation, but {} files were given", files.len());
     let owner = resolve_owner(&args.store, args.owner.as_deref()).await?;
     let store = args.store.open(Access::Service).await?;
-    let (mut imported, mut unchanged, mut failed) = (0, 0, 0);
+    let scaffolding = ScaffoldingKeys { persona_key: args.persona, emotional_arc_key: args.arc, topic_key: args.topic };
+    store.check_scaffolding_keys(&scaffolding).await?;
+    let (mut imported, mut unchanged, mut failed, mut review) = (0, 0, 0, 0);
     for file in &files {
         let bytes = match std::fs::read(file) {
             Ok(bytes) => bytes,
@@ -34,10 +53,21 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        match store.import_enriched(&owner, &file.display().to_string(), bytes.into()).await {
+        let request = ImportRequest {
+            scaffolding: scaffolding.clone(),
+            conversation_id: args.conversation_id.clone(),
+            keep_unparsable: true,
+            ..ImportRequest::new(file.display().to_string(), bytes)
+        };
+        match store.import_conversation(&owner, request).await {
+            Ok(Imported::New(record)) if record.parse_error.is_some() => {
+                review += 1;
+                let error = record.parse_error.as_deref().unwrap_or_default();
+                eprintln!("{}: not valid JSON, kept for review as {}: {error}", file.display(), record.conversation_id);
+            }
             Ok(Imported::New(record)) => {
                 imported += 1;
-                println!("imported {} from {}", record.conversation_id, file.display());
+                println!("imported {} from {} ({}, {})", record.conversation_id, file.display(), record.source_stage, record.enrichment_status);
             }
             Ok(Imported::Unchanged(record)) => {
                 unchanged += 1;
@@ -55,12 +85,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    println!("{imported} imported, {unchanged} unchanged, {failed} failed");
-    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    println!("{imported} imported, {unchanged} unchanged, {review} kept for review, {failed} failed");
+    Ok(if failed + review > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 /// The user named by `--owner`, or the only user there is.
-async fn resolve_owner(args: &StoreArgs, owner: Option<&str>) -> anyhow::Result<String> {
+pub async fn resolve_owner(args: &StoreArgs, owner: Option<&str>) -> anyhow::Result<String> {
     let store: Store = args.open(Access::Admin).await?;
     match owner {
         Some(email) => match store.find_user_by_email(email).await? {

@@ -3,7 +3,9 @@
 pub mod bench;
 pub mod build;
 pub mod doctor;
+pub mod enrich;
 pub mod import;
+pub mod scaffolding;
 pub mod serve;
 pub mod user;
 pub mod validate;
@@ -35,6 +37,10 @@ pub struct StoreArgs {
     /// The vertical when conversations do not state one.
     #[arg(long, env = "LORA_FILES_VERTICAL")]
     pub vertical: Option<String>,
+    /// The system prompt enrichment writes when a conversation's scaffolding
+    /// snapshot has none (default: the original's Elena Morales prompt).
+    #[arg(long, env = "LORA_FILES_DEFAULT_SYSTEM_PROMPT")]
+    pub default_system_prompt: Option<String>,
 }
 
 impl StoreArgs {
@@ -46,6 +52,13 @@ impl StoreArgs {
             max_object_bytes: self.max_object_bytes,
             target_model: self.target_model.clone(),
             default_vertical: self.vertical.clone(),
+            enrichment: {
+                let mut settings = lora_files_format::enrich::Settings::default();
+                if let Some(prompt) = &self.default_system_prompt {
+                    settings.system_prompt = prompt.clone();
+                }
+                settings
+            },
         }
     }
 
