@@ -184,6 +184,10 @@ fn read_document<R: Read, E>(
     }
     let is_full = top.conversations.is_some() || top.fields.contains_key("training_file_metadata");
     if let (Some(mut findings), false) = (raw_conversation(&top), is_full) {
+        if mode == Mode::Validate {
+            // A raw or parsed conversation is checked as enrichment would check it.
+            findings = crate::enrich::check::conversation_findings(&Value::Object(top.fields.clone()));
+        }
         if let Some(text) = text {
             findings.locate_in(text);
         }

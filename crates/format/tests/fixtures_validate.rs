@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{fixture, fixtures, validate_path};
+use common::{error_with_code, fixture, fixtures, line_of, read_fixture, validate_bytes, validate_path};
 use lora_files_format::input::FileKind;
 
 #[test]
@@ -52,13 +52,28 @@ fn the_hand_made_examples_show_their_known_defects() {
 }
 
 #[test]
-fn raw_llm_output_is_recognised_and_refused_with_one_clear_error() {
+fn raw_llm_output_is_checked_as_enrichment_would_check_it() {
     for name in ["raw/single-convo-file-3-raw.json", "raw/recent-raw.json"] {
         let report = validate_path(&fixture(name));
         assert_eq!(report.kind, Some(FileKind::Raw), "{name}");
-        let errors: Vec<_> = report.findings.errors().collect();
-        assert_eq!(errors.len(), 1, "{errors:#?}");
-        assert_eq!(errors[0].code, "not_enriched");
-        assert_eq!(errors[0].path.to_string(), "turns");
+        assert_eq!(report.findings.error_count(), 0, "{:#?}", report.findings);
     }
+    // A blocker of the enrichment checks is an error with its line and path.
+    let text = read_fixture("raw/recent-raw.json").replacen("\"intensity\": 0.65", "\"intensity\": 3", 1);
+    let report = validate_bytes("raw.json", text.as_bytes());
+    let error = error_with_code(&report, "INTENSITY_OUT_OF_RANGE");
+    assert_eq!(error.path.to_string(), "turns[1].emotional_context.intensity");
+    assert_eq!(error.position.unwrap().line, line_of(&text, "\"intensity\": 3", None));
+    // Building still refuses it: it must be enriched first.
+    let dir = tempfile::tempdir().unwrap();
+    let options = lora_files_format::build::BuildOptions {
+        name: "x".into(),
+        description: None,
+        target_model: None,
+        vertical: None,
+        jsonl_meta: false,
+        now: chrono::Utc::now(),
+    };
+    let error = lora_files_format::build::build(&[fixture("raw/recent-raw.json")], dir.path(), &options, |_| {}).unwrap_err();
+    assert!(format!("{error:?}").contains("not_enriched"), "{error:?}");
 }

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::diagnostics::Findings;
 use crate::path::JsonPath;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,18 +67,28 @@ impl ValidationReport {
     }
 }
 
-struct Issues(Vec<Issue>);
+/// Issues as the checks find them, with their paths, before they become
+/// report entries ([`Issue`]) or file diagnostics ([`Findings`]).
+struct Found {
+    severity: IssueSeverity,
+    code: &'static str,
+    path: JsonPath,
+    message: String,
+    suggestion: &'static str,
+}
+
+struct Issues(Vec<Found>);
 
 impl Issues {
-    fn push(&mut self, severity: IssueSeverity, code: &str, field: &JsonPath, message: impl Into<String>, suggestion: &str) {
-        self.0.push(Issue { code: code.to_owned(), severity, field: field.to_string(), message: message.into(), suggestion: suggestion.to_owned() });
+    fn push(&mut self, severity: IssueSeverity, code: &'static str, path: &JsonPath, message: impl Into<String>, suggestion: &'static str) {
+        self.0.push(Found { severity, code, path: path.clone(), message: message.into(), suggestion });
     }
 
-    fn blocker(&mut self, code: &str, field: &JsonPath, message: impl Into<String>, suggestion: &str) {
+    fn blocker(&mut self, code: &'static str, field: &JsonPath, message: impl Into<String>, suggestion: &'static str) {
         self.push(IssueSeverity::Blocker, code, field, message, suggestion);
     }
 
-    fn warning(&mut self, code: &str, field: &JsonPath, message: impl Into<String>, suggestion: &str) {
+    fn warning(&mut self, code: &'static str, field: &JsonPath, message: impl Into<String>, suggestion: &'static str) {
         self.push(IssueSeverity::Warning, code, field, message, suggestion);
     }
 }
@@ -99,6 +110,26 @@ fn non_blank(map: &Map<String, Value>, key: &str) -> bool {
 
 /// Checks a raw or parsed conversation document.
 pub fn check_conversation(document: &Value) -> Vec<Issue> {
+    find(document)
+        .into_iter()
+        .map(|f| Issue { code: f.code.to_owned(), severity: f.severity, field: f.path.to_string(), message: f.message, suggestion: f.suggestion.to_owned() })
+        .collect()
+}
+
+/// The same checks as diagnostics of a file (blockers are errors), for `validate`.
+pub fn conversation_findings(document: &Value) -> Findings {
+    let mut findings = Findings::default();
+    for found in find(document) {
+        let message = format!("{}: {} ({})", found.code, found.message, found.suggestion);
+        match found.severity {
+            IssueSeverity::Blocker => findings.error(&found.path, found.code, message),
+            IssueSeverity::Warning => findings.warning(&found.path, found.code, message),
+        }
+    }
+    findings
+}
+
+fn find(document: &Value) -> Vec<Found> {
     let mut issues = Issues(Vec::new());
     let root = JsonPath::root();
     let Some(top) = document.as_object() else {
