@@ -1,13 +1,15 @@
 //! `doctor`: the original's validate-installation script done properly —
 //! the database is reachable and migrated, storage is writable, every object
-//! the catalogue records is there with its recorded size, and no object is
-//! left that nothing records (those `--repair` removes).
+//! the catalogue records is there with its recorded size, no object is left
+//! that nothing records (those `--repair` removes), and no enrichment run is
+//! stuck (those `--repair` resets).
 
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use chrono::Utc;
 
+use crate::enrichment::STALE_AFTER;
 use crate::{token, Store, StoreError};
 
 /// Objects younger than this are never called orphans: a change may be
@@ -103,7 +105,36 @@ impl Store {
             (_, false) => Err(format!("{}; `lora-files doctor --repair` removes them", summarize(&report.orphans))),
         };
         report.record("no orphans", orphans);
+        report.record("no stalled enrichment", self.stalled_enrichments(repair).await.map_err(|e| e.to_string()).and_then(|r| r));
         report
+    }
+
+    /// Conversations whose enrichment claim is older than [`STALE_AFTER`]
+    /// (a run that crashed); `repair` puts them back to `not_started`.
+    async fn stalled_enrichments(&self, repair: bool) -> Result<Result<String, String>, StoreError> {
+        let before = crate::timestamp_text(Utc::now() - STALE_AFTER);
+        let stalled: Vec<(String,)> = sqlx::query_as(
+            "SELECT conversation_id FROM conversations WHERE enrichment_status = 'enrichment_in_progress' AND enrichment_started_at < $1",
+        )
+        .bind(&before)
+        .fetch_all(self.catalogue.pool())
+        .await?;
+        let ids: Vec<String> = stalled.into_iter().map(|(id,)| id).collect();
+        if ids.is_empty() {
+            return Ok(Ok("no conversation is stuck in enrichment".into()));
+        }
+        if !repair {
+            return Ok(Err(format!("{}; `lora-files doctor --repair` (or enriching them again) resets them", summarize(&ids))));
+        }
+        sqlx::query(
+            "UPDATE conversations SET enrichment_status = 'not_started', enrichment_started_at = NULL, \
+             enrichment_error = 'an enrichment run was interrupted; enrich again' \
+             WHERE enrichment_status = 'enrichment_in_progress' AND enrichment_started_at < $1",
+        )
+        .bind(&before)
+        .execute(self.catalogue.pool())
+        .await?;
+        Ok(Ok(format!("reset {} interrupted enrichment(s) to not_started", ids.len())))
     }
 
     async fn probe_storage(&self) -> Result<String, StoreError> {
@@ -135,9 +166,16 @@ impl Store {
             recorded.push((json, Some(json_size as u64)));
             recorded.push((jsonl, Some(jsonl_size as u64)));
         }
-        let sources: Vec<(String, Option<i64>)> =
+        let enriched: Vec<(String, Option<i64>)> =
             sqlx::query_as("SELECT enriched_file_path, enriched_file_size FROM conversations WHERE enriched_file_path IS NOT NULL").fetch_all(pool).await?;
-        recorded.extend(sources.into_iter().map(|(key, size)| (key, size.map(|s| s as u64))));
+        recorded.extend(enriched.into_iter().map(|(key, size)| (key, size.map(|s| s as u64))));
+        // Raw and parsed sources (an enriched import's source is its enriched file).
+        let sources: Vec<(String,)> = sqlx::query_as(
+            "SELECT source_path FROM conversations WHERE source_path IS NOT NULL AND (enriched_file_path IS NULL OR source_path <> enriched_file_path)",
+        )
+        .fetch_all(pool)
+        .await?;
+        recorded.extend(sources.into_iter().map(|(key,)| (key, None)));
         Ok(recorded)
     }
 }

@@ -7,6 +7,7 @@ use lora_files_store::on_both_backends;
 use bytes::Bytes;
 use chrono::Duration;
 use common::TestStore;
+use lora_files_store::conversations::ImportRequest;
 use lora_files_store::files::DownloadFormat;
 
 async fn a_consistent_store_is_healthy(t: &TestStore) {
@@ -15,7 +16,30 @@ async fn a_consistent_store_is_healthy(t: &TestStore) {
     let report = t.admin().await.doctor(false, Duration::zero()).await;
     assert!(report.healthy(), "{report:#?}");
     let names: Vec<&str> = report.checks.iter().map(|c| c.name).collect();
-    assert_eq!(names, ["database reachable", "database migrated", "storage writable", "objects present", "no orphans"]);
+    assert_eq!(names, ["database reachable", "database migrated", "storage writable", "objects present", "no orphans", "no stalled enrichment"]);
+}
+
+/// Raw sources are recorded objects (never orphans), and a crashed
+/// enrichment run is reported and reset.
+async fn raw_sources_are_kept_and_stalled_enrichments_reset(t: &TestStore) {
+    let raw = std::fs::read(common::fixture("raw/recent-raw.json")).unwrap();
+    let imported = t.store.import_conversation(&t.alice, ImportRequest::new("raw.json", raw)).await.unwrap();
+    let id = imported.record().conversation_id.clone();
+    let admin = t.admin().await;
+    let report = admin.doctor(true, Duration::zero()).await;
+    assert!(report.healthy() && report.removed == 0, "{report:#?}");
+
+    sqlx::query("UPDATE conversations SET enrichment_status = 'enrichment_in_progress', enrichment_started_at = '2020-01-01T00:00:00.000Z'")
+        .execute(admin.catalogue.pool())
+        .await
+        .unwrap();
+    let report = admin.doctor(false, Duration::zero()).await;
+    let stalled = report.checks.iter().find(|c| c.name == "no stalled enrichment").unwrap();
+    assert!(!stalled.ok && stalled.detail.contains(&id), "{stalled:?}");
+    assert!(admin.doctor(true, Duration::zero()).await.healthy());
+    let record = t.store.conversation(&t.alice, &id).await.unwrap().unwrap();
+    assert_eq!(record.enrichment_status, "not_started");
+    assert!(record.enrichment_error.unwrap().contains("interrupted"));
 }
 
 async fn missing_objects_and_orphans_are_found_and_orphans_repaired(t: &TestStore) {
@@ -40,4 +64,8 @@ async fn missing_objects_and_orphans_are_found_and_orphans_repaired(t: &TestStor
     assert_eq!(t.store.blobs.size("training-files/nobody/left-over.json").await.unwrap(), None);
 }
 
-on_both_backends!(a_consistent_store_is_healthy, missing_objects_and_orphans_are_found_and_orphans_repaired);
+on_both_backends!(
+    a_consistent_store_is_healthy,
+    missing_objects_and_orphans_are_found_and_orphans_repaired,
+    raw_sources_are_kept_and_stalled_enrichments_reset,
+);
