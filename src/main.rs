@@ -6,6 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's allocator: the API's hot paths and the build's
+/// parse-render-free cycle are allocation-heavy (see docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "lora-files", version, about = "Assemble LoRA fine-tuning data sets from enriched coaching conversations")]
 struct Cli {

@@ -41,6 +41,11 @@ pub struct StoreArgs {
     /// snapshot has none (default: the original's Elena Morales prompt).
     #[arg(long, env = "LORA_FILES_DEFAULT_SYSTEM_PROMPT")]
     pub default_system_prompt: Option<String>,
+    /// How long training-file list pages and download targets may be served
+    /// from memory, in milliseconds; changes made through this process drop
+    /// them at once, changes made by other processes show within this time (0: off).
+    #[arg(long, env = "LORA_FILES_READ_CACHE_MS", default_value_t = 1000)]
+    pub read_cache_ms: u64,
 }
 
 impl StoreArgs {
@@ -59,6 +64,7 @@ impl StoreArgs {
                 }
                 settings
             },
+            read_cache_ttl: std::time::Duration::from_millis(self.read_cache_ms),
         }
     }
 

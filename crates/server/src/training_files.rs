@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -48,6 +49,13 @@ impl From<TrainingFile> for TrainingFileBody {
 pub struct FileList {
     pub files: Vec<TrainingFile>,
     pub next_cursor: Option<String>,
+}
+
+/// A [`FileList`] serialised from a borrowed (cached) page.
+#[derive(Serialize)]
+struct FileListRef<'a> {
+    files: &'a [TrainingFile],
+    next_cursor: &'a Option<String>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -141,7 +149,7 @@ pub struct PageQuery {
 /// The caller's training files, newest first.
 #[utoipa::path(get, path = "/api/training-files", tag = "training files", params(ListQuery),
     responses((status = 200, body = FileList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list_files(State(state): State<AppState>, AuthUser(user): AuthUser, ApiQuery(query): ApiQuery<ListQuery>) -> ApiResult<Json<FileList>> {
+pub async fn list_files(State(state): State<AppState>, AuthUser(user): AuthUser, ApiQuery(query): ApiQuery<ListQuery>) -> ApiResult<Response> {
     let limit = page_limit(query.limit)?;
     if let Some(status) = &query.status {
         if !["active", "archived", "processing", "failed", "all"].contains(&status.as_str()) {
@@ -150,7 +158,12 @@ pub async fn list_files(State(state): State<AppState>, AuthUser(user): AuthUser,
     }
     let filter = FileFilter { status: query.status, q: query.q };
     let page = state.store.list_training_files(&user, &filter, limit, query.cursor.as_deref()).await?;
-    Ok(Json(FileList { files: page.items, next_cursor: page.next_cursor }))
+    // A cached page is serialised once and its bytes shared by later requests.
+    let body = page.rendered(|page| {
+        let list = FileListRef { files: &page.items, next_cursor: &page.next_cursor };
+        serde_json::to_vec(&list).expect("a file list serialises").into()
+    });
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// Creates a training file from enriched conversations.

@@ -24,6 +24,7 @@ use lora_files_format::render::{self, FileHeader, Fragment};
 use crate::blobs::StoredObject;
 use crate::catalogue::Transaction;
 use crate::error::Ineligible;
+use crate::owner_cache::{ListKey, ListedPage};
 use crate::records::{Member, Page, TrainingFile, Version, MEMBER_COLUMNS, TRAINING_FILE_COLUMNS, VERSION_COLUMNS};
 use crate::{new_id, now_text, token, Store, StoreError};
 
@@ -36,7 +37,7 @@ const FETCH_AHEAD: usize = 16;
 /// Longest training-file name, in characters.
 pub const MAX_NAME_CHARS: usize = 255;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DownloadFormat {
     Json,
     Jsonl,
@@ -222,6 +223,7 @@ impl Store {
             insert_members(&mut tx, &file_id, user, &members).await?;
             insert_version(&mut tx, &file_id, user, 1, "create", &now, &json, &jsonl, &totals).await?;
             tx.commit().await.map_err(|e| StoreError::from_constraint(e, &name))?;
+            self.files_changed(user);
             Ok(())
         }
         .await;
@@ -326,6 +328,7 @@ impl Store {
         }
         insert_version(&mut tx, &file.id, user, version, change.kind(), &now, &json, &jsonl, &totals).await?;
         tx.commit().await?;
+        self.files_changed(user);
         if let Some(removed) = removed {
             self.delete_objects(&[removed.fragment_json_path, removed.fragment_jsonl_path]).await;
         }
@@ -360,9 +363,14 @@ impl Store {
     }
 
     /// `user`'s files, newest first.
-    pub async fn list_training_files(&self, user: &str, filter: &FileFilter, limit: i64, cursor: Option<&str>) -> Result<Page<TrainingFile>, StoreError> {
+    pub async fn list_training_files(&self, user: &str, filter: &FileFilter, limit: i64, cursor: Option<&str>) -> Result<Arc<ListedPage>, StoreError> {
         let status = filter.status.clone().unwrap_or_else(|| "active".into());
         let (after_time, after_id) = decode_cursor(cursor)?;
+        let key = ListKey { status: status.clone(), q: filter.q.clone(), limit, cursor: cursor.map(str::to_owned) };
+        let generation = match self.file_lists.get(user, &key) {
+            Ok(page) => return Ok(page),
+            Err(generation) => generation,
+        };
         let q = filter.q.as_deref().map(|q| format!("%{}%", escape_like(&q.to_lowercase())));
         let sql = format!(
             "SELECT {TRAINING_FILE_COLUMNS} FROM training_files WHERE owner_id = $1 AND ($2 = 'all' OR status = $2) \
@@ -381,7 +389,9 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(page(&mut items, limit, |f| (f.created_at.clone(), f.id.clone())))
+        let page = Arc::new(ListedPage::new(page(&mut items, limit, |f| (f.created_at.clone(), f.id.clone()))));
+        self.file_lists.put(user, key, generation, Arc::clone(&page));
+        Ok(page)
     }
 
     /// A page of a file's conversations, in file order.
@@ -444,6 +454,7 @@ impl Store {
             .await
             .map_err(|e| StoreError::from_constraint(e, &name))?;
         tx.commit().await.map_err(|e| StoreError::from_constraint(e, &name))?;
+        self.files_changed(user);
         self.training_file(user, file_id).await
     }
 
@@ -453,6 +464,7 @@ impl Store {
         let mut tx = self.catalogue.begin_as(user).await?;
         sqlx::query("DELETE FROM training_files WHERE id = $1 AND owner_id = $2").bind(file_id).bind(user).execute(&mut *tx).await?;
         tx.commit().await?;
+        self.files_changed(user);
         // The catalogue no longer points at these; a failure here leaves orphans for `doctor --repair`.
         if let Ok(objects) = self.blobs.list(&format!("training-files/{file_id}")).await {
             self.delete_objects(&objects.into_iter().map(|(key, _)| key).collect::<Vec<_>>()).await;
@@ -462,6 +474,17 @@ impl Store {
 
     /// The object of `format` for the current version, or a pinned one.
     pub async fn download_target(&self, user: &str, file_id: &str, format: DownloadFormat, version: Option<i64>) -> Result<DownloadTarget, StoreError> {
+        let key = (file_id.to_owned(), format, version);
+        let generation = match self.download_targets.get(user, &key) {
+            Ok(target) => return Ok(target),
+            Err(generation) => generation,
+        };
+        let target = self.read_download_target(user, file_id, format, version).await?;
+        self.download_targets.put(user, key, generation, target.clone());
+        Ok(target)
+    }
+
+    async fn read_download_target(&self, user: &str, file_id: &str, format: DownloadFormat, version: Option<i64>) -> Result<DownloadTarget, StoreError> {
         // One query in the usual case; only a miss asks which part was missing.
         let mut tx = self.catalogue.begin_as(user).await?;
         let found: Option<VersionOfFile> = sqlx::query_as(

@@ -15,6 +15,7 @@ pub mod doctor;
 pub mod error;
 pub mod enrichment;
 pub mod files;
+pub mod owner_cache;
 pub mod records;
 pub mod scaffolding;
 #[cfg(feature = "testing")]
@@ -46,6 +47,9 @@ pub struct StoreConfig {
     pub default_vertical: Option<String>,
     /// What enriched files state besides the conversation (system prompt, consultant).
     pub enrichment: lora_files_format::enrich::Settings,
+    /// How long list pages and download targets may be served from memory
+    /// (changes made through this store drop them at once; zero: off).
+    pub read_cache_ttl: std::time::Duration,
 }
 
 impl StoreConfig {
@@ -58,6 +62,7 @@ impl StoreConfig {
             target_model: None,
             default_vertical: None,
             enrichment: lora_files_format::enrich::Settings::default(),
+            read_cache_ttl: std::time::Duration::from_secs(1),
         }
     }
 
@@ -78,6 +83,8 @@ pub struct Store {
     pub config: StoreConfig,
     before_commit: Option<BeforeCommit>,
     file_locks: files::FileLocks,
+    file_lists: owner_cache::OwnerCache<owner_cache::ListKey, Arc<owner_cache::ListedPage>>,
+    download_targets: owner_cache::OwnerCache<(String, files::DownloadFormat, Option<i64>), files::DownloadTarget>,
 }
 
 impl Store {
@@ -85,13 +92,20 @@ impl Store {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| StoreError::Config(format!("cannot create {}: {e}", config.data_dir.display())))?;
         let catalogue = Catalogue::connect(&config.database_url(), access).await?;
         let blobs = Blobs::from_config(config.storage_url.as_deref(), &config.data_dir, config.max_object_bytes)?;
-        Ok(Self { catalogue, blobs, config, before_commit: None, file_locks: files::FileLocks::default() })
+        let (file_lists, download_targets) = (owner_cache::OwnerCache::new(config.read_cache_ttl), owner_cache::OwnerCache::new(config.read_cache_ttl));
+        Ok(Self { catalogue, blobs, config, before_commit: None, file_locks: files::FileLocks::default(), file_lists, download_targets })
     }
 
     /// The same store with a hook run before every commit (tests).
     pub fn with_before_commit(mut self, hook: BeforeCommit) -> Self {
         self.before_commit = Some(hook);
         self
+    }
+
+    /// Drops what is cached about `owner`'s files; called after every committed change.
+    pub(crate) fn files_changed(&self, owner: &str) {
+        self.file_lists.invalidate(owner);
+        self.download_targets.invalidate(owner);
     }
 
     pub(crate) fn run_before_commit(&self) -> Result<(), StoreError> {

@@ -161,6 +161,25 @@ async fn archived_files_refuse_adds_until_unarchived(t: &TestStore) {
     t.store.add_conversations(&t.alice, &file.id, &ids[1..]).await.unwrap();
 }
 
+/// Lists are served from memory between changes, but every change shows at once.
+async fn lists_show_every_change_at_once(t: &TestStore) {
+    let ids = t.import_copies(&t.alice, 2).await;
+    let filter = FileFilter::default();
+    let list = || t.store.list_training_files(&t.alice, &filter, 50, None);
+    let versions = |page: &lora_files_store::Page<TrainingFile>| page.items.iter().map(|f| (f.name.clone(), f.version)).collect::<Vec<_>>();
+    assert!(list().await.unwrap().items.is_empty());
+    let file = t.store.create_training_file(&t.alice, "first", None, &ids[..1]).await.unwrap();
+    assert_eq!(versions(&list().await.unwrap()), [("first".to_owned(), 1)]);
+    t.store.add_conversations(&t.alice, &file.id, &ids[1..]).await.unwrap();
+    assert_eq!(versions(&list().await.unwrap()), [("first".to_owned(), 2)]);
+    t.store.remove_conversation(&t.alice, &file.id, &ids[0]).await.unwrap();
+    assert_eq!(versions(&list().await.unwrap()), [("first".to_owned(), 3)]);
+    t.store.update_training_file(&t.alice, &file.id, &FileUpdate { name: Some("renamed".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(versions(&list().await.unwrap()), [("renamed".to_owned(), 3)]);
+    t.store.delete_training_file(&t.alice, &file.id).await.unwrap();
+    assert!(list().await.unwrap().items.is_empty());
+}
+
 async fn concurrent_adds_of_disjoint_sets_all_land(t: &TestStore) {
     let ids = t.import_copies(&t.alice, 33).await;
     let file = t.store.create_training_file(&t.alice, "concurrent", None, &ids[..1]).await.unwrap();
@@ -324,6 +343,7 @@ async fn users_authenticate_by_email_and_password(t: &TestStore) {
 
 on_both_backends!(
     create_copies_and_download,
+    lists_show_every_change_at_once,
     add_makes_a_new_version_and_old_versions_still_download,
     add_refuses_conversations_already_in_file,
     a_retried_add_answers_already_in_file,
