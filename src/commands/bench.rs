@@ -187,9 +187,9 @@ async fn bench_enrich(count: usize, fixtures: PathBuf, scaffolding: PathBuf, wor
     store.load_scaffolding(&seeds).await?;
     let owner = store.add_user("bench@example.com", None).await?.id;
     let keys = ScaffoldingKeys {
-        persona_key: Some("pragmatic_optimist".into()),
-        emotional_arc_key: Some("shame_to_acceptance".into()),
-        topic_key: Some("grandparent_529".into()),
+        persona: Some("pragmatic_optimist".into()),
+        emotional_arc: Some("shame_to_acceptance".into()),
+        training_topic: Some("grandparent_529".into()),
     };
     let mut input_bytes = 0;
     let started = Instant::now();

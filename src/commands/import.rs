@@ -41,7 +41,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.conversation_id.is_none() || files.len() == 1, "--conversation-id names one conversation, but {} files were given", files.len());
     let owner = resolve_owner(&args.store, args.owner.as_deref()).await?;
     let store = args.store.open(Access::Service).await?;
-    let scaffolding = ScaffoldingKeys { persona_key: args.persona, emotional_arc_key: args.arc, topic_key: args.topic };
+    let scaffolding = ScaffoldingKeys { persona: args.persona, emotional_arc: args.arc, training_topic: args.topic };
     store.check_scaffolding_keys(&scaffolding).await?;
     let (mut imported, mut unchanged, mut failed, mut review) = (0, 0, 0, 0);
     for file in &files {

@@ -64,6 +64,21 @@ impl ScaffoldingKeys {
         let key = |name: &str| block.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
         Self { persona: key("persona_key"), emotional_arc: key("emotional_arc_key"), training_topic: key("training_topic_key") }
     }
+
+    /// From an enriched or parsed file's `input_parameters` block.
+    pub fn from_parameters(block: Option<&Value>) -> Self {
+        let key = |name: &str| block.and_then(|b| b.get(name)).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+        Self { persona: key("persona_key"), emotional_arc: key("emotional_arc_key"), training_topic: key("training_topic_key") }
+    }
+
+    /// These keys, each falling back to `other`'s.
+    pub fn or(self, other: Self) -> Self {
+        Self {
+            persona: self.persona.or(other.persona),
+            emotional_arc: self.emotional_arc.or(other.emotional_arc),
+            training_topic: self.training_topic.or(other.training_topic),
+        }
+    }
 }
 
 /// `{personas, emotional_arcs, training_topics}` → `{key: conversation count}`, keys in first-seen order.

@@ -120,7 +120,7 @@ pub async fn import_conversation(
     let plain_text = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/plain"));
     let bytes = Bytes::from_request(request, &state).await.map_err(body_rejection)?;
     let request = ImportRequest {
-        scaffolding: ScaffoldingKeys { persona_key: query.persona_key, emotional_arc_key: query.emotional_arc_key, topic_key: query.topic_key },
+        scaffolding: ScaffoldingKeys { persona: query.persona_key, emotional_arc: query.emotional_arc_key, training_topic: query.topic_key },
         conversation_id: query.conversation_id,
         keep_unparsable: plain_text,
         ..ImportRequest::new("body", bytes)

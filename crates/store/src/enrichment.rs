@@ -139,9 +139,9 @@ impl Store {
         let source_path = record.source_path.as_deref().ok_or_else(|| StoreError::Internal("the conversation has no stored source".into()))?;
         let source = self.blobs.get(source_path).await?;
         let keys = ScaffoldingKeys {
-            persona_key: record.persona_key.clone(),
-            emotional_arc_key: record.emotional_arc_key.clone(),
-            topic_key: record.topic_key.clone(),
+            persona: record.persona_key.clone(),
+            emotional_arc: record.emotional_arc_key.clone(),
+            training_topic: record.topic_key.clone(),
         };
         let reference = self.reference(&keys).await?;
         let snapshot: Option<Value> = record.scaffolding_snapshot.as_deref().and_then(|s| serde_json::from_str(s).ok());

@@ -8,6 +8,8 @@ use lora_files_format::enrich::reference::{EmotionalArc, Persona, Reference, See
 
 use crate::{Store, StoreError};
 
+pub use lora_files_format::quality::ScaffoldingKeys;
+
 /// Table and key column of each kind.
 fn table(kind: SeedKind) -> (&'static str, &'static str) {
     match kind {
@@ -80,9 +82,9 @@ impl Store {
     /// Refuses keys named explicitly (CLI flags, API query) that the catalogue does not know.
     pub async fn check_scaffolding_keys(&self, keys: &ScaffoldingKeys) -> Result<(), StoreError> {
         for (kind, field, key) in [
-            (SeedKind::Persona, "persona_key", &keys.persona_key),
-            (SeedKind::EmotionalArc, "emotional_arc_key", &keys.emotional_arc_key),
-            (SeedKind::TrainingTopic, "topic_key", &keys.topic_key),
+            (SeedKind::Persona, "persona_key", &keys.persona),
+            (SeedKind::EmotionalArc, "emotional_arc_key", &keys.emotional_arc),
+            (SeedKind::TrainingTopic, "topic_key", &keys.training_topic),
         ] {
             if let Some(key) = key {
                 if self.scaffolding_row(kind, Some(key)).await?.is_none() {
@@ -96,40 +98,15 @@ impl Store {
 
     /// What the catalogue knows about these keys; unknown keys give `None` parts.
     pub async fn reference(&self, keys: &ScaffoldingKeys) -> Result<Reference, StoreError> {
-        let persona = self.scaffolding_row(SeedKind::Persona, keys.persona_key.as_deref()).await?;
-        let arc = self.scaffolding_row(SeedKind::EmotionalArc, keys.emotional_arc_key.as_deref()).await?;
-        let topic = self.scaffolding_row(SeedKind::TrainingTopic, keys.topic_key.as_deref()).await?;
-        let template = self.scaffolding_row(SeedKind::Template, keys.emotional_arc_key.as_deref()).await?;
+        let persona = self.scaffolding_row(SeedKind::Persona, keys.persona.as_deref()).await?;
+        let arc = self.scaffolding_row(SeedKind::EmotionalArc, keys.emotional_arc.as_deref()).await?;
+        let topic = self.scaffolding_row(SeedKind::TrainingTopic, keys.training_topic.as_deref()).await?;
+        let template = self.scaffolding_row(SeedKind::Template, keys.emotional_arc.as_deref()).await?;
         Ok(Reference {
             persona: persona.map(|r| Persona::from_row(r.id(), &r.key, &r.name, &r.data())),
             emotional_arc: arc.map(|r| EmotionalArc::from_row(r.id(), &r.key, &r.name, &r.data())),
             training_topic: topic.map(|r| TrainingTopic::from_row(r.id(), &r.key, &r.name, &r.data())),
             template: template.map(|r| Template::from_row(&r.data())),
         })
-    }
-}
-
-/// The scaffolding keys of a conversation.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ScaffoldingKeys {
-    pub persona_key: Option<String>,
-    pub emotional_arc_key: Option<String>,
-    pub topic_key: Option<String>,
-}
-
-impl ScaffoldingKeys {
-    /// Keys from an `input_parameters` block.
-    pub fn from_parameters(block: Option<&Value>) -> Self {
-        let key = |name: &str| block.and_then(|b| b.get(name)).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
-        Self { persona_key: key("persona_key"), emotional_arc_key: key("emotional_arc_key"), topic_key: key("training_topic_key") }
-    }
-
-    /// These keys, each falling back to `other`'s.
-    pub fn or(self, other: Self) -> Self {
-        Self {
-            persona_key: self.persona_key.or(other.persona_key),
-            emotional_arc_key: self.emotional_arc_key.or(other.emotional_arc_key),
-            topic_key: self.topic_key.or(other.topic_key),
-        }
     }
 }

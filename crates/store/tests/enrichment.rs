@@ -21,9 +21,9 @@ fn raw_text() -> String {
 
 fn david_keys() -> ScaffoldingKeys {
     ScaffoldingKeys {
-        persona_key: Some("pragmatic_optimist".into()),
-        emotional_arc_key: Some("shame_to_acceptance".into()),
-        topic_key: Some("grandparent_529".into()),
+        persona: Some("pragmatic_optimist".into()),
+        emotional_arc: Some("shame_to_acceptance".into()),
+        training_topic: Some("grandparent_529".into()),
     }
 }
 
