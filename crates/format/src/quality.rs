@@ -65,10 +65,9 @@ impl ScaffoldingKeys {
         Self { persona: key("persona_key"), emotional_arc: key("emotional_arc_key"), training_topic: key("training_topic_key") }
     }
 
-    /// From an enriched or parsed file's `input_parameters` block.
+    /// From an enriched or parsed file's `input_parameters` block (same key names).
     pub fn from_parameters(block: Option<&Value>) -> Self {
-        let key = |name: &str| block.and_then(|b| b.get(name)).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
-        Self { persona: key("persona_key"), emotional_arc: key("emotional_arc_key"), training_topic: key("training_topic_key") }
+        block.and_then(Value::as_object).map(Self::from_scaffolding).unwrap_or_default()
     }
 
     /// These keys, each falling back to `other`'s.
