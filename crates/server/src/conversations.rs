@@ -105,7 +105,8 @@ pub struct ImportQuery {
 /// JSON is kept for review with its parse error. Importing the same bytes
 /// again answers 200 with the stored conversation.
 #[utoipa::path(post, path = "/api/conversations", tag = "conversations", params(ImportQuery),
-    request_body(content = Object, description = "an enriched v4 file, raw LLM output (conversation_metadata + turns) or a parsed conversation (+ input_parameters)"),
+    request_body(content((Object = "application/json"), (String = "text/plain")),
+        description = "an enriched v4 file, raw LLM output (conversation_metadata + turns) or a parsed conversation (+ input_parameters); as text/plain, text that is not JSON is kept for review"),
     responses((status = 201, body = ConversationBody), (status = 200, body = ConversationBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn import_conversation(
