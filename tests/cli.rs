@@ -178,6 +178,10 @@ fn raw_conversations_are_imported_with_their_scaffolding_and_enriched() {
     let load = dir(&[&["scaffolding", "load"][..], &seeds.iter().map(String::as_str).collect::<Vec<_>>()].concat());
     assert!(load.status.success(), "{}", text(&load.stderr));
     assert_eq!(text(&load.stdout).trim(), "loaded 3 personas, 7 emotional arcs, 65 training topics");
+    let bundled = dir(&["scaffolding", "load", "--bundled"]);
+    assert_eq!(text(&bundled.stdout).trim(), "loaded 3 personas, 7 emotional arcs, 65 training topics", "the same seeds, loaded again: no change");
+    let list = dir(&["scaffolding", "list"]);
+    assert!(text(&list.stdout).contains("personas (3):") && text(&list.stdout).contains("prompt templates (7):"), "{}", text(&list.stdout));
     let bad_seed = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(bad_seed.path(), "{\"persona_key\": \"x\", \"name\": \"X\"}\n{\"nothing\": 1}\n").unwrap();
     let refused = dir(&["scaffolding", "load", bad_seed.path().to_str().unwrap()]);
