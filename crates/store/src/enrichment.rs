@@ -87,8 +87,17 @@ fn stored_report(text: Option<&str>) -> Option<ValidationReport> {
 }
 
 impl Store {
-    /// Enriches one conversation of `owner` (see the module docs).
+    /// Enriches one conversation of `owner` (see the module docs). The run
+    /// is its own task: a caller that goes away (a client hanging up, a
+    /// request timing out) does not cut it short between claim and result.
     pub async fn enrich(&self, owner: &str, conversation_id: &str) -> Result<Enrichment, StoreError> {
+        let (store, owner, conversation_id) = (self.clone(), owner.to_owned(), conversation_id.to_owned());
+        tokio::spawn(async move { store.enrich_to_the_end(&owner, &conversation_id).await })
+            .await
+            .map_err(|error| StoreError::Internal(format!("the enrichment task failed: {error}")))?
+    }
+
+    async fn enrich_to_the_end(&self, owner: &str, conversation_id: &str) -> Result<Enrichment, StoreError> {
         let record = self.conversation(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
         if record.enrichment_status == "completed" {
             return Ok(Enrichment { outcome: EnrichOutcome::Skipped, validation_report: None, conversation: record });

@@ -150,6 +150,24 @@ async fn storage_failure_returns_to_the_previous_status(t: &TestStore) {
     assert!(retry.conversation.enrichment_error.is_none());
 }
 
+/// A caller that gives up (a timed-out request) does not cut a run short.
+async fn a_run_outlives_its_caller(t: &TestStore) {
+    t.load_scaffolding().await;
+    t.store.import_conversation(&t.alice, raw_request(raw_text(), DAVID)).await.unwrap();
+    let slow = t.store.clone().with_before_commit(Arc::new(|| {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Ok(())
+    }));
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(50), slow.enrich(&t.alice, DAVID)).await.is_err());
+    for _ in 0..50 {
+        if status(t, DAVID).await == "completed" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the run stopped with its caller: {}", status(t, DAVID).await);
+}
+
 async fn a_live_claim_refuses_and_a_stale_one_is_taken_over(t: &TestStore) {
     t.load_scaffolding().await;
     t.store.import_conversation(&t.alice, raw_request(raw_text(), DAVID)).await.unwrap();
@@ -227,6 +245,7 @@ on_both_backends!(
     normalization_failure_then_retry,
     storage_failure_returns_to_the_previous_status,
     a_live_claim_refuses_and_a_stale_one_is_taken_over,
+    a_run_outlives_its_caller,
     parsed_files_and_explicit_keys,
     bulk_enrichment_reports_each_id,
     scaffolding_loads_idempotently,
