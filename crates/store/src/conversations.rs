@@ -102,7 +102,7 @@ impl Store {
             Ok(parsed) => parsed.document,
             Err(error) if request.keep_unparsable => {
                 let pending = Pending {
-                    conversation_id: self.conversation_id_for(&request, None)?,
+                    conversation_id: conversation_id_for(&request, None)?,
                     stage: "unparsable",
                     parse_error: Some(error.to_string()),
                     keys: request.scaffolding.clone(),
@@ -141,7 +141,7 @@ impl Store {
         let reference = self.reference(&keys).await?;
         let parameters = input_parameters(&reference, parsed.get("input_parameters").and_then(Value::as_object)).map(Value::Object);
         let pending = Pending {
-            conversation_id: self.conversation_id_for(&request, Some(&parsed))?,
+            conversation_id: conversation_id_for(&request, Some(&parsed))?,
             stage,
             parse_error: None,
             keys,
@@ -149,20 +149,6 @@ impl Store {
             turn_count: parsed.get("turns").and_then(Value::as_array).map_or(0, Vec::len) as i64,
         };
         self.insert_pending(owner, &request, pending).await
-    }
-
-    /// The request's id, else the file's own `conversation_id`, else one
-    /// derived from the bytes (the same file always gets the same id).
-    fn conversation_id_for(&self, request: &ImportRequest, document: Option<&Value>) -> Result<String, StoreError> {
-        if let Some(id) = &request.conversation_id {
-            return match uuid::Uuid::parse_str(id) {
-                Ok(uuid) => Ok(uuid.hyphenated().to_string()),
-                Err(_) => Err(StoreError::invalid("conversation_id", format!("{id:?} is not a UUID"))),
-            };
-        }
-        let own = document.and_then(|d| d.get("conversation_id")).and_then(Value::as_str).and_then(|id| uuid::Uuid::parse_str(id).ok());
-        let id = own.unwrap_or_else(|| uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("lora-files:source:{}", hex::encode(Sha256::digest(&request.bytes))).as_bytes()));
-        Ok(id.hyphenated().to_string())
     }
 
     async fn insert_pending(&self, owner: &str, request: &ImportRequest, pending: Pending) -> Result<Imported, StoreError> {
@@ -305,6 +291,20 @@ impl Store {
         tx.commit().await?;
         Ok(crate::files::page(&mut items, limit, |c| (c.created_at.clone(), c.id.clone())))
     }
+}
+
+/// The request's id, else the file's own `conversation_id`, else one
+/// derived from the bytes (the same file always gets the same id).
+fn conversation_id_for(request: &ImportRequest, document: Option<&Value>) -> Result<String, StoreError> {
+    if let Some(id) = &request.conversation_id {
+        return match uuid::Uuid::parse_str(id) {
+            Ok(uuid) => Ok(uuid.hyphenated().to_string()),
+            Err(_) => Err(StoreError::invalid("conversation_id", format!("{id:?} is not a UUID"))),
+        };
+    }
+    let own = document.and_then(|d| d.get("conversation_id")).and_then(Value::as_str).and_then(|id| uuid::Uuid::parse_str(id).ok());
+    let id = own.unwrap_or_else(|| uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("lora-files:source:{}", hex::encode(Sha256::digest(&request.bytes))).as_bytes()));
+    Ok(id.hyphenated().to_string())
 }
 
 /// The same bytes again change nothing; other bytes under the same id are refused.
