@@ -205,8 +205,8 @@ async fn bench_enrich(count: usize, fixtures: PathBuf, scaffolding: PathBuf, wor
     let import_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let mut enriched = 0;
-    for id in &ids {
-        enriched += usize::from(store.enrich(&owner, id).await?.outcome == EnrichOutcome::Enriched);
+    for (_, result) in store.enrich_many(&owner, &ids).await {
+        enriched += usize::from(result?.outcome == EnrichOutcome::Enriched);
     }
     let enrich_seconds = started.elapsed().as_secs_f64();
     anyhow::ensure!(enriched == count, "only {enriched} of {count} conversations were enriched");

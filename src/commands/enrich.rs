@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use lora_files_store::enrichment::EnrichOutcome;
 use lora_files_store::Access;
@@ -37,8 +38,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         bar
     });
     let (mut enriched, mut skipped, mut failures) = (0, 0, Vec::new());
-    for id in &ids {
-        match store.enrich(&owner, id).await {
+    let mut runs = std::pin::pin!(store.enrich_each(&owner, &ids));
+    while let Some((id, result)) = runs.next().await {
+        match result {
             Ok(run) => match run.outcome {
                 EnrichOutcome::Enriched => enriched += 1,
                 EnrichOutcome::Skipped => skipped += 1,

@@ -10,6 +10,7 @@
 //! claim was taken over writes nothing.
 
 use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -23,6 +24,10 @@ use crate::{now_text, timestamp_text, Store, StoreError};
 
 /// How long a claim lasts before another run may take it over.
 pub const STALE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// Conversations enriched at once by the bulk calls: enough to overlap one
+/// run's catalogue and storage waits with another's work.
+pub const ENRICH_CONCURRENCY: usize = 4;
 
 /// Statuses from which a run may start (besides a stale claim).
 const STARTABLE: &str = "('not_started', 'validated', 'validation_failed', 'normalization_failed', 'enriched')";
@@ -229,13 +234,18 @@ impl Store {
         Ok(())
     }
 
-    /// Enriches each of `conversation_ids` in turn; an unknown id is reported, not fatal.
+    /// Enriches `conversation_ids`, [`ENRICH_CONCURRENCY`] at a time (each run
+    /// claims its own row), yielding results in the order of the ids; an
+    /// unknown id is reported, not fatal.
+    pub fn enrich_each<'a>(&'a self, owner: &'a str, conversation_ids: &'a [String]) -> impl Stream<Item = (String, Result<Enrichment, StoreError>)> + 'a {
+        futures::stream::iter(conversation_ids)
+            .map(move |id| async move { (id.clone(), self.enrich(owner, id).await) })
+            .buffered(ENRICH_CONCURRENCY)
+    }
+
+    /// [`Store::enrich_each`], collected.
     pub async fn enrich_many(&self, owner: &str, conversation_ids: &[String]) -> Vec<(String, Result<Enrichment, StoreError>)> {
-        let mut results = Vec::with_capacity(conversation_ids.len());
-        for id in conversation_ids {
-            results.push((id.clone(), self.enrich(owner, id).await));
-        }
-        results
+        self.enrich_each(owner, conversation_ids).collect().await
     }
 
     /// `owner`'s conversations that enrichment would work on, oldest first:
