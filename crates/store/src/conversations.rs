@@ -98,6 +98,11 @@ impl Store {
     /// changes nothing; other bytes under the same id are refused.
     pub async fn import_conversation(&self, owner: &str, request: ImportRequest) -> Result<Imported, StoreError> {
         self.check_scaffolding_keys(&request.scaffolding).await?;
+        if request.bytes.iter().all(u8::is_ascii_whitespace) {
+            let mut findings = Findings::default();
+            findings.error(&JsonPath::root(), "empty_file", "there is nothing to import: the text is empty");
+            return Err(StoreError::InvalidSource { path: request.source, errors: findings.into_vec() });
+        }
         let parsed = match source::parse(&request.bytes) {
             Ok(parsed) => parsed.document,
             Err(error) if request.keep_unparsable => {

@@ -111,6 +111,8 @@ async fn unparsable_text_is_kept_for_review(t: &TestStore) {
         Err(StoreError::InvalidSource { errors, .. }) => assert_eq!(errors[0].position.unwrap().line, last_line),
         other => panic!("{other:?}"),
     }
+    let empty = ImportRequest { keep_unparsable: true, ..ImportRequest::new("empty.json", " \n") };
+    assert!(matches!(t.store.import_conversation(&t.alice, empty).await, Err(StoreError::InvalidSource { .. })), "nothing to review");
     let request = ImportRequest { keep_unparsable: true, ..ImportRequest::new("cut.json", truncated.to_owned()) };
     let Imported::New(record) = t.store.import_conversation(&t.alice, request.clone()).await.unwrap() else { panic!("new") };
     assert_eq!((record.source_stage.as_str(), record.enrichment_status.as_str()), ("unparsable", "not_started"));
