@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod scaffolding;
 pub mod state;
 pub mod training_files;
+pub mod web;
 
 pub use http::app;
 pub use state::{AppState, Settings};

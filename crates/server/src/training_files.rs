@@ -11,7 +11,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use lora_files_store::files::{DownloadFormat, FileFilter, FileUpdate};
+use lora_files_store::files::{DownloadFormat, DownloadTarget, FileFilter, FileUpdate};
 use lora_files_store::{Member, TrainingFile, Version};
 
 use crate::auth::AuthUser;
@@ -226,16 +226,22 @@ pub async fn download_url(State(state): State<AppState>, AuthUser(user): AuthUse
         },
     };
     let target = state.store.download_target(&user, &id, format, version).await?;
+    let download_url = signed_url(&state, &target).await?;
+    Ok(Json(DownloadResponse { download_url, filename: target.filename, expires_in_seconds: state.settings.download_lifetime.as_secs() }))
+}
+
+/// A URL that serves `target` for the configured lifetime without other
+/// credentials: presigned on S3, `/files/<signed token>` on local storage.
+pub(crate) async fn signed_url(state: &AppState, target: &DownloadTarget) -> ApiResult<String> {
     let lifetime: Duration = state.settings.download_lifetime;
-    let download_url = match state.store.blobs.presigned_get(&target.key, lifetime).await? {
+    Ok(match state.store.blobs.presigned_get(&target.key, lifetime).await? {
         Some(url) => url.to_string(),
         None => {
             let expires = chrono::Utc::now().timestamp() + lifetime.as_secs() as i64;
-            let token = state.signer.sign(&SignedObject { key: target.key, filename: target.filename.clone(), expires });
+            let token = state.signer.sign(&SignedObject { key: target.key.clone(), filename: target.filename.clone(), expires });
             format!("{}/files/{token}", state.settings.public_url)
         }
-    };
-    Ok(Json(DownloadResponse { download_url, filename: target.filename, expires_in_seconds: lifetime.as_secs() }))
+    })
 }
 
 /// The file's conversations, in file order.

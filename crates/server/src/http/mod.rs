@@ -33,6 +33,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::conversations::router())
         .merge(crate::scaffolding::router())
         .merge(crate::downloads::router())
+        .merge(crate::web::router())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method") })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
