@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of lora-files on a fresh machine: installs and starts what
-# the tests need (PostgreSQL where none is reachable, an S3-compatible server),
-# then runs the whole workspace's tests.
+# the tests need (PostgreSQL where none is reachable, an S3-compatible server,
+# schemathesis, Chromium), checks a running server with schemathesis and a
+# headless browser, then runs the whole workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -95,6 +96,31 @@ run_schemathesis() {
   kill "$server"
 }
 
+# The web UI in headless Chromium (Debian's chromium + chromium-driver,
+# driven with selenium from PyPI).
+run_browser_test() {
+  if ! command -v chromedriver >/dev/null || ! [ -x /usr/bin/chromium ]; then
+    log "installing Chromium and chromedriver"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+  python3 -c 'import selenium' 2>/dev/null || { log "installing selenium"; python3 -m pip install --quiet --disable-pip-version-check selenium; }
+  local bin="${CARGO_TARGET_DIR:-target}/debug/lora-files" data port=18098
+  data="$(mktemp -d)"
+  "$bin" user add browser@example.com --password "a browser test password" --data-dir "$data" >/dev/null
+  "$bin" scaffolding load --bundled --data-dir "$data" >/dev/null
+  "$bin" import tests/fixtures/enriched --data-dir "$data" >/dev/null
+  "$bin" serve --data-dir "$data" --listen "127.0.0.1:$port" >"$data/serve.log" 2>&1 &
+  local server=$!
+  STARTED_PIDS+=("$server")
+  for _ in $(seq 60); do
+    python3 -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" "http://127.0.0.1:$port/api/health" 2>/dev/null && break
+    sleep 0.5
+  done
+  log "the web UI in headless Chromium"
+  python3 tests/ui/browser.py "http://127.0.0.1:$port" browser@example.com "a browser test password" tests/fixtures/raw/single-convo-file-3-raw.json
+  kill "$server"
+}
+
 run_tests() {
   log "running the tests"
   if cargo nextest --version >/dev/null 2>&1; then
@@ -114,4 +140,5 @@ ensure_rust
 ensure_postgres
 ensure_s3
 run_schemathesis
+run_browser_test
 run_tests
