@@ -12,7 +12,7 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 
 def browser():
@@ -28,6 +28,20 @@ def check(condition, message):
         raise AssertionError(message)
 
 
+def submit(driver, button_text, arrived):
+    """Clicks a form's button and waits for the page it leads to: `arrived(driver)` true."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.XPATH, f"//button[text()='{button_text}']").click()
+    WebDriverWait(driver, 20).until(lambda d: not is_same(old, d) and arrived(d))
+
+
+def is_same(element, driver):
+    try:
+        return element.id == driver.find_element(By.TAG_NAME, "html").id
+    except Exception:
+        return False
+
+
 def main(base, email, password, raw_path):
     driver = browser()
     try:
@@ -35,8 +49,7 @@ def main(base, email, password, raw_path):
         check(driver.current_url == base + "/", f"without a session the UI sends to sign-in, not {driver.current_url}")
         driver.find_element(By.NAME, "email").send_keys(email)
         driver.find_element(By.NAME, "password").send_keys(password)
-        driver.find_element(By.XPATH, "//button[text()='Sign in']").click()
-        check(driver.current_url == base + "/training-files", f"signed in, at {driver.current_url}")
+        submit(driver, "Sign in", lambda d: d.current_url == base + "/training-files")
 
         # Import a raw conversation with its scaffolding, then enrich it.
         driver.get(base + "/conversations")
@@ -46,10 +59,10 @@ def main(base, email, password, raw_path):
         Select(driver.find_element(By.NAME, "persona_key")).select_by_value("pragmatic_optimist")
         Select(driver.find_element(By.NAME, "emotional_arc_key")).select_by_value("shame_to_acceptance")
         Select(driver.find_element(By.NAME, "topic_key")).select_by_value("grandparent_529")
-        driver.find_element(By.XPATH, "//button[text()='Import']").click()
+        submit(driver, "Import", lambda d: "/conversations/" in d.current_url)
         conversation_id = driver.current_url.rsplit("/", 1)[1]
         check("not_started" in driver.page_source, "an imported raw conversation waits for enrichment")
-        driver.find_element(By.XPATH, "//button[text()='Enrich']").click()
+        submit(driver, "Enrich", lambda d: "<strong>" in d.page_source)
         check("<strong>completed</strong>" in driver.page_source, "enrichment completed")
         check("Validation passed" in driver.page_source, "the validation report is shown")
 
@@ -60,10 +73,10 @@ def main(base, email, password, raw_path):
         driver.get(base + "/training-files")
         driver.find_element(By.NAME, "name").send_keys("Browser batch <1>")
         driver.find_element(By.NAME, "conversation_ids").send_keys(conversation_id)
-        driver.find_element(By.XPATH, "//button[text()='Create']").click()
+        submit(driver, "Create", lambda d: "/training-files/" in d.current_url)
         check(driver.find_element(By.TAG_NAME, "h1").text == "Browser batch <1>", "the file page, name shown as text")
         driver.find_element(By.NAME, "conversation_ids").send_keys(others[0])
-        driver.find_element(By.XPATH, "//button[text()='Add']").click()
+        submit(driver, "Add", lambda d: "Version" in d.find_element(By.TAG_NAME, "main").text)
         check("Version 2 · 2 conversations" in driver.find_element(By.TAG_NAME, "main").text, "the add made version 2")
 
         # Version 1's JSONL through the signed URL the link redirects to.
@@ -74,7 +87,7 @@ def main(base, email, password, raw_path):
             lines = [json.loads(line) for line in response.read().decode().splitlines()]
         check(len(lines) == 2 and all(line["conversation_id"] == conversation_id for line in lines), f"version 1 holds the enriched pairs: {len(lines)} lines")
 
-        driver.find_element(By.XPATH, "//button[text()='Sign out']").click()
+        submit(driver, "Sign out", lambda d: d.current_url == base + "/")
         driver.get(base + "/conversations")
         check(driver.current_url == base + "/", "signed out")
     finally:
