@@ -68,7 +68,7 @@ impl IntoResponse for WebError {
         let body = html! {
             p.error { (message) }
             @if let Some(details) = &details { (details_list(details)) }
-            p { a href="javascript:history.back()" { "Back" } " · " a href="/training-files" { "Training files" } }
+            p { a href="/training-files" { "Training files" } " · " a href="/conversations" { "Conversations" } }
         };
         (status, page("Something went wrong", true, body)).into_response()
     }
@@ -143,8 +143,7 @@ fn ids_from(text: &str) -> Vec<String> {
 
 // ---- session ----
 
-async fn home(State(state): State<AppState>, parts: Parts) -> Response {
-    let mut parts = parts;
+async fn home(State(state): State<AppState>, mut parts: Parts) -> Response {
     if AuthUser::from_request_parts(&mut parts, &state).await.is_ok() {
         return see_other("/training-files");
     }
