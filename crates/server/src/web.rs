@@ -128,6 +128,14 @@ fn page(title: &str, signed_in: bool, body: Markup) -> Html<String> {
     Html(markup.into_string())
 }
 
+/// "Nothing here" under an empty list; a link to the next page when there is one.
+fn page_footer(empty: bool, nothing: &str, next: Option<String>) -> Markup {
+    html! {
+        @if empty { p.muted { (nothing) } }
+        @if let Some(href) = next { p { a href=(href) { "More…" } } }
+    }
+}
+
 fn see_other(location: &str) -> Response {
     Redirect::to(location).into_response()
 }
@@ -216,10 +224,9 @@ async fn files_page(State(state): State<AppState>, WebUser(user): WebUser, Query
                 }
             }
         }
-        @if files.items.is_empty() { p.muted { "No training files yet." } }
-        @if let Some(cursor) = &files.next_cursor {
-            p { a href=(format!("/training-files?status={}&cursor={cursor}", query.status.as_deref().unwrap_or("active"))) { "More…" } }
-        }
+        (page_footer(files.items.is_empty(), "No training files yet.", files.next_cursor.as_ref().map(|cursor| {
+            format!("/training-files?status={}&cursor={cursor}", query.status.as_deref().unwrap_or("active"))
+        })))
         form method="post" action="/training-files" {
             fieldset {
                 legend { "New training file" }
@@ -403,10 +410,9 @@ async fn conversations_page(State(state): State<AppState>, WebUser(user): WebUse
                 }
             }
         }
-        @if conversations.items.is_empty() { p.muted { "No conversations here." } }
-        @if let Some(cursor) = &conversations.next_cursor {
-            p { a href=(format!("/conversations?enrichment_status={}&cursor={cursor}", query.enrichment_status.as_deref().unwrap_or(""))) { "More…" } }
-        }
+        (page_footer(conversations.items.is_empty(), "No conversations here.", conversations.next_cursor.as_ref().map(|cursor| {
+            format!("/conversations?enrichment_status={}&cursor={cursor}", query.enrichment_status.as_deref().unwrap_or(""))
+        })))
         form method="post" action="/conversations/import" {
             fieldset {
                 legend { "Import a conversation (raw LLM output, parsed, or enriched v4)" }
