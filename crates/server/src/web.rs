@@ -450,7 +450,7 @@ async fn import_conversation(State(state): State<AppState>, WebUser(user): WebUs
 async fn conversation_page(State(state): State<AppState>, WebUser(user): WebUser, Path(conversation_id): Path<String>) -> WebResult {
     crate::http::uuid_param("conversation_id", &conversation_id)?;
     let report = state.store.enrichment_report(&user, &conversation_id).await?;
-    let record = state.store.conversation(&user, &conversation_id).await?.ok_or_else(ApiError::not_found)?;
+    let record = &report.conversation;
     let body = html! {
         p {
             "Status " strong { (report.enrichment_status) } " · came as " (report.source_stage)

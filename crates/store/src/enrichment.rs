@@ -68,6 +68,10 @@ pub struct EnrichmentReport {
     pub enriched_at: Option<String>,
     /// Whether `enrich` would run now.
     pub can_enrich: bool,
+    /// The conversation the report is about, as the catalogue has it now.
+    #[serde(skip)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub conversation: ConversationRecord,
 }
 
 /// How a run ends, before it is written.
@@ -275,13 +279,14 @@ impl Store {
         Ok(EnrichmentReport {
             can_enrich: record.enrichment_status != "completed" && record.enrichment_status != "enrichment_in_progress",
             requires_manual_review: record.parse_error.is_some(),
-            conversation_id: record.conversation_id,
-            enrichment_status: record.enrichment_status,
-            source_stage: record.source_stage,
-            parse_error: record.parse_error,
+            conversation_id: record.conversation_id.clone(),
+            enrichment_status: record.enrichment_status.clone(),
+            source_stage: record.source_stage.clone(),
+            parse_error: record.parse_error.clone(),
             validation_report: stored_report(report.as_deref()),
-            enrichment_error: record.enrichment_error,
-            enriched_at: record.enriched_at,
+            enrichment_error: record.enrichment_error.clone(),
+            enriched_at: record.enriched_at.clone(),
+            conversation: record,
         })
     }
 }
