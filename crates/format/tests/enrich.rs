@@ -236,6 +236,19 @@ fn a_snapshot_system_prompt_wins_over_the_default() {
 }
 
 #[test]
+fn a_repaired_text_is_enriched_with_a_warning_naming_the_repairs() {
+    let raw = read_fixture("raw/recent-raw.json");
+    let fenced = format!("```json\n{}\n```\n", raw.trim_end().strip_suffix('}').unwrap().to_owned() + ",}");
+    match enrich::run(fenced.as_bytes(), &Reference::default(), &subject(CONVERSATION), &Settings::default(), 1 << 30, "t") {
+        Outcome::Enriched { report, .. } => {
+            let warning = report.warnings.iter().find(|w| w.code == "JSON_REPAIRED").expect("a repair warning");
+            assert_eq!(warning.message, "the text was not valid JSON; repaired: a Markdown code fence removed, commas before a closing bracket removed");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn failures_end_in_a_defined_outcome() {
     let report_of = |text: &[u8]| match enrich::run(text, &Reference::default(), &subject(CONVERSATION), &Settings::default(), 1 << 30, "t") {
         Outcome::ValidationFailed(report) => report,

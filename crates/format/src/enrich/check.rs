@@ -104,6 +104,18 @@ pub fn syntax_issue(message: &str) -> Issue {
     }
 }
 
+/// The warning for text that parsed only after an unambiguous repair.
+pub fn repaired_issue(repairs: &[super::source::Repair]) -> Issue {
+    let names: Vec<&str> = repairs.iter().map(|r| r.describe()).collect();
+    Issue {
+        code: "JSON_REPAIRED".into(),
+        severity: IssueSeverity::Warning,
+        field: JsonPath::root().to_string(),
+        message: format!("the text was not valid JSON; repaired: {}", names.join(", ")),
+        suggestion: "Check the generator's output format".into(),
+    }
+}
+
 fn non_blank(map: &Map<String, Value>, key: &str) -> bool {
     map.get(key).and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty())
 }

@@ -86,11 +86,14 @@ impl Outcome {
 
 /// Runs validate → enrich → normalise on a stored source. `now` stamps the report.
 pub fn run(source: &[u8], reference: &Reference, subject: &Subject, settings: &Settings, max_bytes: u64, now: &str) -> Outcome {
-    let document = match source::parse(source) {
-        Ok(parsed) => parsed.document,
+    let (document, repairs) = match source::parse(source) {
+        Ok(parsed) => (parsed.document, parsed.repairs),
         Err(error) => return Outcome::ValidationFailed(ValidationReport::new(subject.conversation_id, now, vec![check::syntax_issue(&error.to_string())])),
     };
     let mut issues: Vec<Issue> = check::check_conversation(&document);
+    if !repairs.is_empty() {
+        issues.push(check::repaired_issue(&repairs));
+    }
     if Stage::of(&document) == Some(Stage::Enriched) {
         issues.push(Issue {
             code: "ALREADY_ENRICHED".into(),

@@ -43,6 +43,17 @@ pub enum Repair {
     TrailingComma,
 }
 
+impl Repair {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::ByteOrderMark => "a byte-order mark removed",
+            Self::CodeFence => "a Markdown code fence removed",
+            Self::SurroundingText => "text around the JSON object removed",
+            Self::TrailingComma => "commas before a closing bracket removed",
+        }
+    }
+}
+
 /// A document that parsed, with the repairs it needed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Parsed {
