@@ -100,22 +100,31 @@ pub fn read_file<E>(
     Ok(report)
 }
 
-/// Empty, whitespace-only and non-UTF-8 files, reported before parsing.
+/// Empty and whitespace-only files, reported before parsing. (UTF-8 needs no
+/// pass of its own: serde_json checks it while parsing, and a file that fails
+/// to parse is then examined by [`syntax_finding`].)
 fn check_text(text: &[u8]) -> Option<Findings> {
     if text.iter().all(u8::is_ascii_whitespace) {
         let message = if text.is_empty() { "the file is empty (0 bytes)" } else { "the file holds only whitespace" };
         return Some(single("empty_file", JsonPath::root(), Position::of_offset(text, text.len()), message.into()));
     }
+    None
+}
+
+/// Why `text` did not parse: bytes that are not UTF-8, else the parser's
+/// syntax error at `line`/`column`, each with the JSON path it broke in.
+fn syntax_finding(text: &[u8], line: usize, column: usize, message: String) -> Findings {
     if let Err(error) = std::str::from_utf8(text) {
         let offset = error.valid_up_to();
-        return Some(single(
+        return single(
             "not_utf8",
             position::path_at(text, offset),
             Position::of_offset(text, offset),
             format!("the file is not UTF-8 text: invalid byte 0x{:02x} at byte offset {offset}", text[offset]),
-        ));
+        );
     }
-    None
+    let offset = Position::offset_of_serde(text, line, column);
+    single("syntax", position::path_at(text, offset), Position::of_offset(text, offset), message)
 }
 
 fn looks_like_jsonl(path: &Path) -> bool {
@@ -174,8 +183,7 @@ fn read_document<R: Read, E>(
                     &owned
                 }
             };
-            let offset = Position::offset_of_serde(text, line, column);
-            let findings = single("syntax", position::path_at(text, offset), Position::of_offset(text, offset), message);
+            let findings = syntax_finding(text, line, column, message);
             return Ok(FileReport { kind: None, findings, conversations: 0, bytes, top: TopLevel::default() });
         }
     };
@@ -412,10 +420,7 @@ pub fn read_enriched_bytes(text: &[u8]) -> Result<(Conversation, Findings), Find
     }
     let top = match document::read_slice::<()>(text, |_, _| Ok(())) {
         Ok(top) => top,
-        Err(ReadError::Syntax { message, line, column }) => {
-            let offset = Position::offset_of_serde(text, line, column);
-            return Err(single("syntax", position::path_at(text, offset), Position::of_offset(text, offset), message));
-        }
+        Err(ReadError::Syntax { message, line, column }) => return Err(syntax_finding(text, line, column, message)),
         Err(ReadError::Callback(())) => unreachable!("the callback never fails"),
     };
     if top.conversations.is_some() {
