@@ -35,6 +35,8 @@ pub fn router() -> Router<AppState> {
         .route("/training-files/{id}/add", post(add_to_file))
         .route("/training-files/{id}/remove/{conversation_id}", post(remove_from_file))
         .route("/training-files/{id}/status", post(set_file_status))
+        .route("/training-files/{id}/rename", post(rename_file))
+        .route("/training-files/{id}/delete", post(delete_file))
         .route("/training-files/{id}/download", get(download))
         .route("/conversations", get(conversations_page))
         .route("/conversations/import", post(import_conversation))
@@ -305,6 +307,20 @@ async fn file_page(State(state): State<AppState>, WebUser(user): WebUser, Path(i
                 }
             }
         }
+        form method="post" action=(format!("/training-files/{}/rename", file.id)) {
+            fieldset {
+                legend { "Rename" }
+                input name="name" value=(file.name) required maxlength="255";
+                " " button { "Rename" }
+            }
+        }
+        form method="post" action=(format!("/training-files/{}/delete", file.id)) {
+            fieldset {
+                legend { "Delete this file and all its versions" }
+                label { "Type the file's name to confirm " input name="confirm" required; }
+                " " button { "Delete" }
+            }
+        }
         h2 { "Versions" }
         table {
             tr { th { "Version" } th { "Change" } th { "Created" } th { "Conversations" } th { "Pairs" } th { "JSON / JSONL bytes" } th { "Download" } }
@@ -346,6 +362,33 @@ async fn set_file_status(State(state): State<AppState>, WebUser(user): WebUser, 
     crate::http::uuid_param("id", &id)?;
     state.store.update_training_file(&user, &id, &FileUpdate { status: Some(form.status), ..Default::default() }).await?;
     Ok(see_other(&format!("/training-files/{id}")))
+}
+
+#[derive(Deserialize)]
+struct RenameForm {
+    name: String,
+}
+
+async fn rename_file(State(state): State<AppState>, WebUser(user): WebUser, Path(id): Path<String>, Form(form): Form<RenameForm>) -> WebResult {
+    crate::http::uuid_param("id", &id)?;
+    state.store.update_training_file(&user, &id, &FileUpdate { name: Some(form.name), ..Default::default() }).await?;
+    Ok(see_other(&format!("/training-files/{id}")))
+}
+
+#[derive(Deserialize)]
+struct DeleteForm {
+    confirm: String,
+}
+
+/// Deletes a file once its name is typed back, so a stray click cannot.
+async fn delete_file(State(state): State<AppState>, WebUser(user): WebUser, Path(id): Path<String>, Form(form): Form<DeleteForm>) -> WebResult {
+    crate::http::uuid_param("id", &id)?;
+    let file = state.store.training_file(&user, &id).await?;
+    if form.confirm.trim() != file.name {
+        return Err(ApiError::field("confirm", format!("type the file's name, {:?}, to delete it", file.name)).into());
+    }
+    state.store.delete_training_file(&user, &id).await?;
+    Ok(see_other("/training-files"))
 }
 
 #[derive(Deserialize)]

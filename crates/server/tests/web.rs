@@ -109,6 +109,17 @@ async fn files_are_created_added_to_and_downloaded(t: &TestStore) {
     let archived = browser.post(&format!("{file_page}/status"), &[("status", "archived")]).await;
     assert_eq!(archived.status(), StatusCode::SEE_OTHER);
     assert!(browser.page(&file_page).await.contains("Unarchive"));
+    let renamed = browser.post(&format!("{file_page}/rename"), &[("name", "Renamed")]).await;
+    assert_eq!(renamed.status(), StatusCode::SEE_OTHER);
+    assert!(browser.page(&file_page).await.contains("<h1>Renamed</h1>"));
+    let unconfirmed = browser.post(&format!("{file_page}/delete"), &[("confirm", "renamed")]).await;
+    assert_eq!(unconfirmed.status(), StatusCode::BAD_REQUEST);
+    let refusal = unconfirmed.text().await.unwrap();
+    assert!(refusal.contains("confirm: type the file's name, &quot;Renamed&quot;, to delete it"), "{refusal}");
+    assert_eq!(browser.get(&file_page).await.status(), StatusCode::OK, "still there");
+    let deleted = browser.post(&format!("{file_page}/delete"), &[("confirm", "Renamed")]).await;
+    assert_eq!((deleted.status(), location(&deleted)), (StatusCode::SEE_OTHER, "/training-files".to_owned()));
+    assert_eq!(browser.get(&file_page).await.status(), StatusCode::NOT_FOUND);
     let other = browser.get("/training-files/00000000-0000-4000-8000-000000000000").await;
     assert_eq!(other.status(), StatusCode::NOT_FOUND);
     let bad = browser.post("/training-files", &[("name", "x"), ("conversation_ids", "not-an-id")]).await;
