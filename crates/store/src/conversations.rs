@@ -12,7 +12,7 @@ use lora_files_format::input::read_enriched_bytes;
 use lora_files_format::{Diagnostic, Findings, JsonPath, Severity};
 
 use crate::records::{ConversationRecord, Page, CONVERSATION_COLUMNS};
-use crate::scaffolding::ScaffoldingKeys;
+use crate::scaffolding::{require_known, ScaffoldingKeys};
 use crate::{new_id, now_text, Store, StoreError};
 
 /// What an import did.
@@ -97,7 +97,6 @@ impl Store {
     /// (status `not_started`, enriched later). Importing the same bytes again
     /// changes nothing; other bytes under the same id are refused.
     pub async fn import_conversation(&self, owner: &str, request: ImportRequest) -> Result<Imported, StoreError> {
-        self.check_scaffolding_keys(&request.scaffolding).await?;
         if request.bytes.iter().all(u8::is_ascii_whitespace) {
             let mut findings = Findings::default();
             findings.error(&JsonPath::root(), "empty_file", "there is nothing to import: the text is empty");
@@ -106,6 +105,7 @@ impl Store {
         let parsed = match source::parse(&request.bytes) {
             Ok(parsed) => parsed.document,
             Err(error) if request.keep_unparsable => {
+                self.check_scaffolding_keys(&request.scaffolding).await?;
                 let pending = Pending {
                     conversation_id: conversation_id_for(&request, None)?,
                     stage: "unparsable",
@@ -128,7 +128,10 @@ impl Store {
             }
         };
         let stage = match Stage::of(&parsed) {
-            Some(Stage::Enriched) => return self.import_enriched(owner, &request.source, request.bytes).await,
+            Some(Stage::Enriched) => {
+                self.check_scaffolding_keys(&request.scaffolding).await?;
+                return self.import_enriched(owner, &request.source, request.bytes).await;
+            }
             Some(Stage::Raw) => "raw",
             Some(Stage::Parsed) => "parsed",
             None => {
@@ -143,7 +146,9 @@ impl Store {
             }
         };
         let keys = request.scaffolding.clone().or(ScaffoldingKeys::from_parameters(parsed.get("input_parameters")));
+        // The explicit keys win the merge, so the reference says whether they exist.
         let reference = self.reference(&keys).await?;
+        require_known(&request.scaffolding, &reference)?;
         let parameters = input_parameters(&reference, parsed.get("input_parameters").and_then(Value::as_object)).map(Value::Object);
         let pending = Pending {
             conversation_id: conversation_id_for(&request, Some(&parsed))?,

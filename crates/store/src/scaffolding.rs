@@ -81,19 +81,7 @@ impl Store {
 
     /// Refuses keys named explicitly (CLI flags, API query) that the catalogue does not know.
     pub async fn check_scaffolding_keys(&self, keys: &ScaffoldingKeys) -> Result<(), StoreError> {
-        for (kind, field, key) in [
-            (SeedKind::Persona, "persona_key", &keys.persona),
-            (SeedKind::EmotionalArc, "emotional_arc_key", &keys.emotional_arc),
-            (SeedKind::TrainingTopic, "topic_key", &keys.training_topic),
-        ] {
-            if let Some(key) = key {
-                if self.scaffolding_row(kind, Some(key)).await?.is_none() {
-                    let hint = format!("no {} {key:?} in the catalogue; load the scaffolding seeds first (`lora-files scaffolding load`)", kind.as_str());
-                    return Err(StoreError::invalid(field, hint));
-                }
-            }
-        }
-        Ok(())
+        require_known(keys, &self.reference(keys).await?)
     }
 
     /// What the catalogue knows about these keys; unknown keys give `None` parts.
@@ -109,4 +97,20 @@ impl Store {
             template: template.map(|r| Template::from_row(&r.data())),
         })
     }
+}
+
+/// Refuses each key of `explicit` that `reference` — looked up with those
+/// keys winning — did not find.
+pub(crate) fn require_known(explicit: &ScaffoldingKeys, reference: &Reference) -> Result<(), StoreError> {
+    for (kind, field, key, found) in [
+        (SeedKind::Persona, "persona_key", &explicit.persona, reference.persona.is_some()),
+        (SeedKind::EmotionalArc, "emotional_arc_key", &explicit.emotional_arc, reference.emotional_arc.is_some()),
+        (SeedKind::TrainingTopic, "topic_key", &explicit.training_topic, reference.training_topic.is_some()),
+    ] {
+        if let (Some(key), false) = (key, found) {
+            let hint = format!("no {} {key:?} in the catalogue; load the scaffolding seeds first (`lora-files scaffolding load`)", kind.as_str());
+            return Err(StoreError::invalid(field, hint));
+        }
+    }
+    Ok(())
 }
