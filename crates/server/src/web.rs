@@ -34,8 +34,8 @@ pub fn router() -> Router<AppState> {
         .route("/training-files/{id}", get(file_page))
         .route("/training-files/{id}/add", post(add_to_file))
         .route("/training-files/{id}/remove/{conversation_id}", post(remove_from_file))
-        .route("/training-files/{id}/status", post(set_file_status))
-        .route("/training-files/{id}/rename", post(rename_file))
+        .route("/training-files/{id}/status", post(update_file))
+        .route("/training-files/{id}/rename", post(update_file))
         .route("/training-files/{id}/delete", post(delete_file))
         .route("/training-files/{id}/download", get(download))
         .route("/conversations", get(conversations_page))
@@ -353,25 +353,16 @@ async fn remove_from_file(State(state): State<AppState>, WebUser(user): WebUser,
     Ok(see_other(&format!("/training-files/{id}")))
 }
 
+/// The rename form sends `name`, the archive button `status`.
 #[derive(Deserialize)]
-struct StatusForm {
-    status: String,
+struct UpdateForm {
+    name: Option<String>,
+    status: Option<String>,
 }
 
-async fn set_file_status(State(state): State<AppState>, WebUser(user): WebUser, Path(id): Path<String>, Form(form): Form<StatusForm>) -> WebResult {
+async fn update_file(State(state): State<AppState>, WebUser(user): WebUser, Path(id): Path<String>, Form(form): Form<UpdateForm>) -> WebResult {
     crate::http::uuid_param("id", &id)?;
-    state.store.update_training_file(&user, &id, &FileUpdate { status: Some(form.status), ..Default::default() }).await?;
-    Ok(see_other(&format!("/training-files/{id}")))
-}
-
-#[derive(Deserialize)]
-struct RenameForm {
-    name: String,
-}
-
-async fn rename_file(State(state): State<AppState>, WebUser(user): WebUser, Path(id): Path<String>, Form(form): Form<RenameForm>) -> WebResult {
-    crate::http::uuid_param("id", &id)?;
-    state.store.update_training_file(&user, &id, &FileUpdate { name: Some(form.name), ..Default::default() }).await?;
+    state.store.update_training_file(&user, &id, &FileUpdate { name: form.name, status: form.status, ..Default::default() }).await?;
     Ok(see_other(&format!("/training-files/{id}")))
 }
 
