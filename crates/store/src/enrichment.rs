@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use lora_files_format::enrich::check::ValidationReport;
 use lora_files_format::enrich::{self, Outcome, Subject};
 
-use crate::records::ConversationRecord;
+use crate::records::{ConversationRecord, CONVERSATION_COLUMNS};
 use crate::scaffolding::ScaffoldingKeys;
 use crate::{now_text, timestamp_text, Store, StoreError};
 
@@ -268,14 +268,17 @@ impl Store {
 
     /// What the conversation's last validation and enrichment said.
     pub async fn enrichment_report(&self, owner: &str, conversation_id: &str) -> Result<EnrichmentReport, StoreError> {
-        let record = self.conversation(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
+        #[derive(sqlx::FromRow)]
+        struct WithReport {
+            #[sqlx(flatten)]
+            record: ConversationRecord,
+            validation_report: Option<String>,
+        }
+        let sql = format!("SELECT {CONVERSATION_COLUMNS}, validation_report FROM conversations WHERE owner_id = $1 AND conversation_id = $2");
         let mut tx = self.catalogue.begin_as(owner).await?;
-        let (report,): (Option<String>,) = sqlx::query_as("SELECT validation_report FROM conversations WHERE owner_id = $1 AND conversation_id = $2")
-            .bind(owner)
-            .bind(conversation_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let found: Option<WithReport> = sqlx::query_as(&sql).bind(owner).bind(conversation_id).fetch_optional(&mut *tx).await?;
         tx.commit().await?;
+        let WithReport { record, validation_report: report } = found.ok_or(StoreError::NotFound)?;
         Ok(EnrichmentReport {
             can_enrich: record.enrichment_status != "completed" && record.enrichment_status != "enrichment_in_progress",
             requires_manual_review: record.parse_error.is_some(),
