@@ -44,7 +44,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     settings.max_ids_per_request = args.max_ids_per_request;
     let app = lora_files_server::app(AppState::new(store, &secret, settings));
     tracing::info!(%address, catalogue = %lora_files_store::catalogue::redact(&args.store.config().database_url()), "lora-files is serving");
-    println!("lora-files is serving on http://{address} (API under /api, OpenAPI at /api/openapi.json)");
+    println!("lora-files is serving on http://{address} (web UI at /, API under /api, OpenAPI at /api/openapi.json)");
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
@@ -60,7 +60,7 @@ async fn first_run_login(args: &StoreArgs) -> anyhow::Result<()> {
     let password = hex::encode(rand::random::<[u8; 12]>());
     let user = admin.add_user("admin@localhost", Some(&password)).await?;
     println!("No users yet: created {} with password {password}", user.email);
-    println!("Log in with POST /api/auth/token {{\"email\": \"{}\", \"password\": \"…\"}}; this password is not shown again.", user.email);
+    println!("Sign in on the web UI, or POST /api/auth/token {{\"email\": \"{}\", \"password\": \"…\"}}; this password is not shown again.", user.email);
     Ok(())
 }
 
