@@ -3,8 +3,7 @@
 //! a failed build leaves no partial output.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
-use std::io::{self, BufWriter, Seek, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Condvar, Mutex};
@@ -14,17 +13,21 @@ use serde_json::Value;
 use tempfile::NamedTempFile;
 
 use crate::diagnostics::Diagnostic;
-use crate::input::{self, FileKind, Mode, ReadFailure};
+use crate::input::{self, FileKind, FileReport, Mode, ReadFailure};
 use crate::model::Conversation;
 use crate::quality::{QualitySummary, Totals};
 use crate::render::{self, FileHeader, Fragment};
+use crate::survey::{self, Contribution, FileFacts, Survey};
 
 /// Files larger than this are read by the writing thread itself, streamed,
 /// instead of being prepared whole by a worker.
 const PREPARE_LIMIT: u64 = 16 * 1024 * 1024;
 
-/// How many files workers may prepare ahead of the writer: bounds memory.
-const WINDOW_PER_WORKER: usize = 4;
+/// Files a worker takes at a time.
+const BATCH: usize = 8;
+
+/// How many batches workers may prepare ahead of the writer: bounds memory.
+const WINDOW_PER_WORKER: usize = 2;
 
 /// Files with warnings (or notices) named in the summary; the rest are only counted.
 const KEPT_WARNINGS: usize = 20;
@@ -69,6 +72,8 @@ pub enum BuildError {
     WrongKind { path: PathBuf, kind: FileKind },
     #[error("conversation {conversation_id} appears twice: in {} and in {}", first.display(), second.display())]
     DuplicateConversation { conversation_id: String, first: PathBuf, second: PathBuf },
+    #[error("the inputs changed while building (the two passes over them disagree); nothing was written, run the build again")]
+    InputsChanged,
     #[error("no conversations in the inputs")]
     NoConversations,
     #[error("no input has a consultant_profile")]
@@ -87,62 +92,38 @@ pub struct Progress {
     pub bytes_done: u64,
 }
 
-/// Everything a build learns as it goes, in constant memory per conversation.
-struct Assembly {
-    body: BufWriter<NamedTempFile>,
-    jsonl: BufWriter<NamedTempFile>,
-    totals: Totals,
-    /// Conversation id → the file it came from (to name both on a duplicate).
-    seen: HashMap<String, PathBuf>,
-    short_ids: HashSet<String>,
+/// What the header of the training file states besides its totals, taken
+/// from the inputs in order (the first consultant profile and vertical win).
+#[derive(Debug)]
+struct HeaderFacts {
     consultant_profile: Option<Value>,
     vertical: Option<String>,
     target_model: Option<String>,
+    /// Inputs that disagree with the first.
     notices: Vec<String>,
 }
 
-impl Assembly {
-    fn add(&mut self, conversation: Conversation, source: &Path) -> Result<(), BuildError> {
-        let (info, fragment) = render_short(conversation);
-        self.add_rendered(info, fragment, source)
+impl HeaderFacts {
+    fn new(options: &BuildOptions) -> Self {
+        Self { consultant_profile: None, vertical: options.vertical.clone(), target_model: options.target_model.clone(), notices: Vec::new() }
     }
 
-    /// Adds a conversation rendered with the short line-id suffix. In the rare
-    /// case another conversation of the file has the same 8 characters, the
-    /// source is read again and this conversation re-rendered with its full id.
-    fn add_rendered(&mut self, info: ConversationInfo, mut fragment: Fragment, source: &Path) -> Result<(), BuildError> {
-        let id = &info.conversation_id;
-        if let Some(first) = self.seen.get(id) {
-            return Err(BuildError::DuplicateConversation { conversation_id: id.clone(), first: first.clone(), second: source.to_owned() });
-        }
-        self.seen.insert(id.clone(), source.to_owned());
-        self.note_profile(info.consultant_profile.as_ref(), source);
-        self.note_vertical(info.vertical.as_deref(), source);
-        let suffix = render::line_id_suffix(id, |short| !self.short_ids.insert(short.to_owned()));
-        if suffix.len() > 8 {
-            fragment = rerender(source, id, &suffix)?;
-        }
-        let io_error = |source| BuildError::Io { path: PathBuf::from("(temporary output)"), source };
-        self.body.write_all(render::fragment_separator(self.totals.conversations)).map_err(io_error)?;
-        self.body.write_all(&fragment.json).map_err(io_error)?;
-        self.jsonl.write_all(&fragment.jsonl).map_err(io_error)?;
-        self.totals.add(&fragment.figures);
-        Ok(())
+    fn states_the_same_as(&self, other: &Self) -> bool {
+        (&self.consultant_profile, &self.vertical, &self.target_model) == (&other.consultant_profile, &other.vertical, &other.target_model)
+    }
+
+    fn note_conversation(&mut self, profile: Option<&Value>, vertical: Option<&str>, source: &Path) {
+        self.note_profile(profile, source);
+        self.note_vertical(vertical, source);
     }
 
     /// What a carried-over full file says about the whole file.
-    fn note_report(&mut self, report: &CheckedFile, file: &Path) -> Result<(), BuildError> {
-        if report.kind != Some(FileKind::Full) {
-            return Ok(());
-        }
-        let fields = &report.top;
-        self.note_profile(fields.get("consultant_profile"), file);
-        let metadata = fields.get("training_file_metadata");
-        self.note_vertical(metadata.and_then(|m| m.get("vertical")).and_then(Value::as_str), file);
+    fn note_file(&mut self, facts: &FileFacts, source: &Path) {
+        self.note_profile(facts.consultant_profile.as_ref(), source);
+        self.note_vertical(facts.vertical.as_deref(), source);
         if self.target_model.is_none() {
-            self.target_model = metadata.and_then(|m| m.get("target_model")).and_then(Value::as_str).map(str::to_owned);
+            self.target_model.clone_from(&facts.target_model);
         }
-        Ok(())
     }
 
     fn note_profile(&mut self, profile: Option<&Value>, source: &Path) {
@@ -169,6 +150,47 @@ impl Assembly {
     }
 }
 
+/// The second pass: the outputs, written front to back behind a header that
+/// the first pass computed, and everything the header states computed again.
+struct Assembly {
+    json: BufWriter<NamedTempFile>,
+    jsonl: BufWriter<NamedTempFile>,
+    totals: Totals,
+    facts: HeaderFacts,
+    /// Conversation id → the file it came from (to name both on a duplicate).
+    seen: HashMap<String, PathBuf>,
+    short_ids: HashSet<String>,
+}
+
+impl Assembly {
+    fn add(&mut self, conversation: Conversation, source: &Path) -> Result<(), BuildError> {
+        let (info, fragment) = render_short(conversation);
+        self.add_rendered(info, fragment, source)
+    }
+
+    /// Adds a conversation rendered with the short line-id suffix. In the rare
+    /// case another conversation of the file has the same 8 characters, the
+    /// source is read again and this conversation re-rendered with its full id.
+    fn add_rendered(&mut self, info: ConversationInfo, mut fragment: Fragment, source: &Path) -> Result<(), BuildError> {
+        let id = &info.conversation_id;
+        if let Some(first) = self.seen.get(id) {
+            return Err(BuildError::DuplicateConversation { conversation_id: id.clone(), first: first.clone(), second: source.to_owned() });
+        }
+        self.seen.insert(id.clone(), source.to_owned());
+        self.facts.note_conversation(info.consultant_profile.as_ref(), info.vertical.as_deref(), source);
+        let suffix = render::line_id_suffix(id, |short| !self.short_ids.insert(short.to_owned()));
+        if suffix.len() > 8 {
+            fragment = rerender(source, id, &suffix)?;
+        }
+        let io_error = |source| BuildError::Io { path: PathBuf::from("(temporary output)"), source };
+        self.json.write_all(render::fragment_separator(self.totals.conversations)).map_err(io_error)?;
+        self.json.write_all(&fragment.json).map_err(io_error)?;
+        self.jsonl.write_all(&fragment.jsonl).map_err(io_error)?;
+        self.totals.add(&fragment.figures);
+        Ok(())
+    }
+}
+
 fn check_name(name: &str) -> Result<(), BuildError> {
     let trimmed = name.trim();
     if trimmed.is_empty() || trimmed.contains(['/', '\\', '\0']) || trimmed.starts_with('.') {
@@ -178,6 +200,12 @@ fn check_name(name: &str) -> Result<(), BuildError> {
 }
 
 /// Builds `out_dir/NAME.json` and `out_dir/NAME.jsonl` from `inputs`.
+///
+/// Two passes over the inputs: a light one for what the header states
+/// (totals, profile, vertical), then the full one that checks, renders and
+/// writes each conversation behind that header. The second recomputes what
+/// the first found; should they differ (an input changed in between), the
+/// build fails and nothing is written.
 pub fn build(
     inputs: &[PathBuf],
     out_dir: &Path,
@@ -191,88 +219,19 @@ pub fn build(
     };
     let files = input::collect_input_files(inputs).map_err(io_at(Path::new("inputs")))?;
     std::fs::create_dir_all(out_dir).map_err(io_at(out_dir))?;
-    let temp = || NamedTempFile::new_in(out_dir).map(BufWriter::new).map_err(io_at(out_dir));
-    let mut assembly = Assembly {
-        body: temp()?,
-        jsonl: temp()?,
-        totals: Totals::default(),
-        seen: HashMap::new(),
-        short_ids: HashSet::new(),
-        consultant_profile: None,
-        vertical: options.vertical.clone(),
-        target_model: options.target_model.clone(),
-        notices: Vec::new(),
-    };
-    let (mut warning_count, mut files_with_warnings, mut input_bytes) = (0, Vec::new(), 0);
 
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
-    let window = workers * WINDOW_PER_WORKER;
-    let next = AtomicUsize::new(0);
-    let written = (Mutex::new(0usize), Condvar::new());
-    std::thread::scope(|scope| -> Result<(), BuildError> {
-        let (sender, receiver) = mpsc::sync_channel::<(usize, Prepared)>(window);
-        for _ in 0..workers {
-            let sender = sender.clone();
-            let (next, written, files) = (&next, &written, &files);
-            scope.spawn(move || loop {
-                let index = next.fetch_add(1, Ordering::SeqCst);
-                if index >= files.len() {
-                    return;
-                }
-                let (lock, turn) = written;
-                let mut done = lock.lock().expect("no panics while holding the lock");
-                while index >= *done + window {
-                    done = turn.wait(done).expect("no panics while holding the lock");
-                }
-                drop(done);
-                if sender.send((index, prepare(&files[index]))).is_err() {
-                    return; // the writer stopped on an error
-                }
-            });
+    let mut planned = Totals::default();
+    let mut facts = HeaderFacts::new(options);
+    each_in_order(&files, survey_file, |index, survey| {
+        let (file, survey) = (&files[index], survey?);
+        for contribution in &survey.conversations {
+            planned.add(&contribution.figures);
+            facts.note_conversation(contribution.consultant_profile.as_ref(), contribution.vertical.as_deref(), file);
         }
-        drop(sender);
-
-        let mut waiting = BTreeMap::new();
-        let mut index = 0;
-        while index < files.len() {
-            while !waiting.contains_key(&index) {
-                let (i, prepared) = receiver.recv().expect("workers send every index before they stop");
-                waiting.insert(i, prepared);
-            }
-            let prepared = waiting.remove(&index).expect("checked above");
-            let file = &files[index];
-            let report = match prepared {
-                Prepared::Ready { conversations, report } => {
-                    for (info, fragment) in conversations {
-                        assembly.add_rendered(info, fragment, file)?;
-                    }
-                    report
-                }
-                Prepared::Large => read_checked(file, |conversation| assembly.add(conversation, file))?,
-                Prepared::Failed(error) => return Err(error),
-            };
-            assembly.note_report(&report, file)?;
-            warning_count += report.warnings;
-            if report.warnings > 0 && files_with_warnings.len() < KEPT_WARNINGS {
-                files_with_warnings.push((file.clone(), report.warnings));
-            }
-            input_bytes += report.bytes;
-            index += 1;
-            *written.0.lock().expect("no panics while holding the lock") = index;
-            written.1.notify_all();
-            on_progress(Progress { files_done: index, files_total: files.len(), bytes_done: input_bytes });
-        }
+        facts.note_file(&survey.file, file);
         Ok(())
-    })
-    .inspect_err(|_| {
-        // Let waiting workers run out of files so the scope can end.
-        next.store(usize::MAX / 2, Ordering::SeqCst);
-        *written.0.lock().expect("no panics while holding the lock") = usize::MAX / 2;
-        written.1.notify_all();
     })?;
-
-    let totals = assembly.totals.clone();
-    if totals.conversations == 0 {
+    if planned.conversations == 0 {
         return Err(BuildError::NoConversations);
     }
     let header = FileHeader {
@@ -280,31 +239,58 @@ pub fn build(
         description: options.description.clone(),
         created: options.now,
         last_updated: options.now,
-        target_model: assembly.target_model.clone(),
-        vertical: assembly.vertical.clone().ok_or(BuildError::NoVertical)?,
-        consultant_profile: assembly.consultant_profile.clone().ok_or(BuildError::NoConsultantProfile)?,
+        target_model: facts.target_model.clone(),
+        vertical: facts.vertical.clone().ok_or(BuildError::NoVertical)?,
+        consultant_profile: facts.consultant_profile.clone().ok_or(BuildError::NoConsultantProfile)?,
     };
+
+    let temp = || NamedTempFile::new_in(out_dir).map(BufWriter::new).map_err(io_at(out_dir));
+    let mut assembly = Assembly {
+        json: temp()?,
+        jsonl: temp()?,
+        totals: Totals::default(),
+        facts: HeaderFacts::new(options),
+        seen: HashMap::new(),
+        short_ids: HashSet::new(),
+    };
+    assembly.json.write_all(&render::full_json_prefix(&header, &planned)).map_err(io_at(out_dir))?;
+    if options.jsonl_meta {
+        let meta = render::jsonl_meta_line(&header.file_name, planned.training_pairs);
+        assembly.jsonl.write_all(&meta).map_err(io_at(out_dir))?;
+    }
+    let (mut warning_count, mut files_with_warnings, mut input_bytes) = (0, Vec::new(), 0);
+    each_in_order(&files, prepare, |index, prepared| {
+        let file = &files[index];
+        let report = match prepared {
+            Prepared::Ready { conversations, report } => {
+                for (info, fragment) in conversations {
+                    assembly.add_rendered(info, fragment, file)?;
+                }
+                report
+            }
+            Prepared::Large => read_checked(file, |conversation| assembly.add(conversation, file))?,
+            Prepared::Failed(error) => return Err(error),
+        };
+        assembly.facts.note_file(&report.facts, file);
+        warning_count += report.warnings;
+        if report.warnings > 0 && files_with_warnings.len() < KEPT_WARNINGS {
+            files_with_warnings.push((file.clone(), report.warnings));
+        }
+        input_bytes += report.bytes;
+        on_progress(Progress { files_done: index + 1, files_total: files.len(), bytes_done: input_bytes });
+        Ok(())
+    })?;
+    if assembly.totals != planned || !assembly.facts.states_the_same_as(&facts) {
+        return Err(BuildError::InputsChanged);
+    }
+    let totals = assembly.totals;
+    assembly.json.write_all(render::full_json_suffix(totals.conversations)).map_err(io_at(out_dir))?;
+    let json = finish_temp(assembly.json, out_dir)?;
+    let jsonl = finish_temp(assembly.jsonl, out_dir)?;
+
     let stem = options.name.trim();
     let json_path = out_dir.join(format!("{stem}.json"));
     let jsonl_path = out_dir.join(format!("{stem}.jsonl"));
-
-    let body = finish_temp(assembly.body, out_dir)?;
-    let mut json = temp()?;
-    json.write_all(&render::full_json_prefix(&header, &totals)).map_err(io_at(out_dir))?;
-    copy_into(body, &mut json, out_dir)?;
-    json.write_all(render::full_json_suffix(totals.conversations)).map_err(io_at(out_dir))?;
-    let json = finish_temp(json, out_dir)?;
-
-    let jsonl_body = finish_temp(assembly.jsonl, out_dir)?;
-    let jsonl = if options.jsonl_meta {
-        let mut jsonl = temp()?;
-        jsonl.write_all(&render::jsonl_meta_line(&header.file_name, totals.training_pairs)).map_err(io_at(out_dir))?;
-        copy_into(jsonl_body, &mut jsonl, out_dir)?;
-        finish_temp(jsonl, out_dir)?
-    } else {
-        jsonl_body
-    };
-
     let json_bytes = json.as_file().metadata().map_err(io_at(out_dir))?.len();
     let jsonl_bytes = jsonl.as_file().metadata().map_err(io_at(out_dir))?.len();
     json.persist(&json_path).map_err(|e| BuildError::Io { path: json_path.clone(), source: e.error })?;
@@ -322,8 +308,87 @@ pub fn build(
         jsonl_bytes,
         warning_count,
         files_with_warnings,
-        notices: assembly.notices,
+        notices: facts.notices,
     })
+}
+
+/// Runs `work` on every file, on up to four threads, and hands the results
+/// to `consume` in file order. Workers take files in batches (one hand-over
+/// per batch, not per file) and stay at most a window of batches ahead of
+/// `consume`, which bounds memory; the first error stops everything.
+fn each_in_order<T: Send>(
+    files: &[PathBuf],
+    work: impl Fn(&Path) -> T + Sync,
+    mut consume: impl FnMut(usize, T) -> Result<(), BuildError>,
+) -> Result<(), BuildError> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+    let window = workers * WINDOW_PER_WORKER;
+    let batches: Vec<&[PathBuf]> = files.chunks(BATCH).collect();
+    let next = AtomicUsize::new(0);
+    let consumed = (Mutex::new(0usize), Condvar::new());
+    std::thread::scope(|scope| -> Result<(), BuildError> {
+        let (sender, receiver) = mpsc::sync_channel::<(usize, Vec<T>)>(window);
+        for _ in 0..workers {
+            let sender = sender.clone();
+            let (next, consumed, work, batches) = (&next, &consumed, &work, &batches);
+            scope.spawn(move || loop {
+                let index = next.fetch_add(1, Ordering::SeqCst);
+                if index >= batches.len() {
+                    return;
+                }
+                let (lock, turn) = consumed;
+                let mut done = lock.lock().expect("no panics while holding the lock");
+                while index >= *done + window {
+                    done = turn.wait(done).expect("no panics while holding the lock");
+                }
+                drop(done);
+                let results = batches[index].iter().map(|file| work(file)).collect();
+                if sender.send((index, results)).is_err() {
+                    return; // the consumer stopped on an error
+                }
+            });
+        }
+        drop(sender);
+
+        let mut waiting = BTreeMap::new();
+        for index in 0..batches.len() {
+            while !waiting.contains_key(&index) {
+                let (i, results) = receiver.recv().expect("workers send every batch before they stop");
+                waiting.insert(i, results);
+            }
+            let results: Vec<T> = waiting.remove(&index).expect("checked above");
+            for (offset, result) in results.into_iter().enumerate() {
+                consume(index * BATCH + offset, result)?;
+            }
+            *consumed.0.lock().expect("no panics while holding the lock") = index + 1;
+            consumed.1.notify_all();
+        }
+        Ok(())
+    })
+    .inspect_err(|_| {
+        // Let waiting workers run out of batches so the scope can end.
+        next.store(usize::MAX / 2, Ordering::SeqCst);
+        *consumed.0.lock().expect("no panics while holding the lock") = usize::MAX / 2;
+        consumed.1.notify_all();
+    })
+}
+
+/// The first pass over one file: the light survey when the file is of the
+/// expected shape, else the full reader (which also names what is wrong).
+fn survey_file(file: &Path) -> Result<Survey, BuildError> {
+    let io_error = |source| BuildError::Io { path: file.to_owned(), source };
+    let (handle, bytes) = input::open(file).map_err(io_error)?;
+    if bytes <= PREPARE_LIMIT {
+        if let Some(survey) = survey::survey(&input::read_all(handle, bytes).map_err(io_error)?) {
+            return Ok(survey);
+        }
+    }
+    let mut conversations = Vec::new();
+    let report = read_checked(file, |conversation| {
+        conversations.push(Contribution::of(&conversation));
+        Ok(())
+    })?;
+    Ok(Survey { conversations, file: report.facts })
 }
 
 /// What a worker made of one input file.
@@ -336,24 +401,24 @@ enum Prepared {
 
 /// What the writer needs to know of a file besides its conversations.
 struct CheckedFile {
-    kind: Option<FileKind>,
     warnings: usize,
     bytes: u64,
-    top: serde_json::Map<String, Value>,
+    /// What a full file states about itself.
+    facts: FileFacts,
 }
 
 fn prepare(file: &Path) -> Prepared {
-    match std::fs::metadata(file) {
-        Ok(metadata) if metadata.len() > PREPARE_LIMIT => return Prepared::Large,
-        Ok(_) => {}
+    let (handle, bytes) = match input::open(file) {
+        Ok((_, bytes)) if bytes > PREPARE_LIMIT => return Prepared::Large,
+        Ok(opened) => opened,
         Err(source) => return Prepared::Failed(BuildError::Io { path: file.to_owned(), source }),
-    }
+    };
     let mut conversations = Vec::new();
-    let result = read_checked(file, |conversation| {
+    let read = input::read_opened(file, handle, bytes, Mode::Build, |conversation| {
         conversations.push(render_short(conversation));
         Ok(())
     });
-    match result {
+    match checked(file, read) {
         Ok(report) => Prepared::Ready { conversations, report },
         Err(error) => Prepared::Failed(error),
     }
@@ -393,7 +458,12 @@ fn rerender(source: &Path, conversation_id: &str, suffix: &str) -> Result<Fragme
 
 /// Reads one input in build mode; a file with errors is a `BuildError::Invalid`.
 fn read_checked(file: &Path, sink: impl FnMut(Conversation) -> Result<(), BuildError>) -> Result<CheckedFile, BuildError> {
-    let report = input::read_file(file, Mode::Build, sink).map_err(|failure| match failure {
+    checked(file, input::read_file(file, Mode::Build, sink))
+}
+
+/// A build's view of what reading `file` gave.
+fn checked(file: &Path, read: Result<FileReport, ReadFailure<BuildError>>) -> Result<CheckedFile, BuildError> {
+    let report = read.map_err(|failure| match failure {
         ReadFailure::Io { source, .. } => BuildError::Io { path: file.to_owned(), source },
         ReadFailure::Sink(error) => error,
     })?;
@@ -404,21 +474,12 @@ fn read_checked(file: &Path, sink: impl FnMut(Conversation) -> Result<(), BuildE
     if let Some(kind @ (FileKind::Jsonl | FileKind::Raw)) = report.kind {
         return Err(BuildError::WrongKind { path: file.to_owned(), kind });
     }
-    Ok(CheckedFile { kind: report.kind, warnings: report.findings.warning_count(), bytes: report.bytes, top: report.top.fields })
+    let facts = if report.kind == Some(FileKind::Full) { FileFacts::of_full_file(&report.top.fields) } else { FileFacts::default() };
+    Ok(CheckedFile { warnings: report.findings.warning_count(), bytes: report.bytes, facts })
 }
 
 /// Flushes a temporary file. No fsync: nothing reads these until the final
 /// rename, which is what makes the outputs appear whole or not at all.
 fn finish_temp(writer: BufWriter<NamedTempFile>, dir: &Path) -> Result<NamedTempFile, BuildError> {
     writer.into_inner().map_err(|e| BuildError::Io { path: dir.to_owned(), source: e.into_error() })
-}
-
-/// Appends a finished temporary file (the kernel copies; nothing passes through memory).
-fn copy_into(mut from: NamedTempFile, to: &mut BufWriter<NamedTempFile>, dir: &Path) -> Result<(), BuildError> {
-    let io_error = |source| BuildError::Io { path: dir.to_owned(), source };
-    from.as_file_mut().rewind().map_err(io_error)?;
-    to.flush().map_err(io_error)?;
-    let target: &mut File = to.get_mut().as_file_mut();
-    io::copy(from.as_file_mut(), target).map_err(io_error)?;
-    Ok(())
 }

@@ -33,8 +33,13 @@ pub fn read_slice<E>(
     text: &[u8],
     on_conversation: impl FnMut(usize, Value) -> Result<(), E>,
 ) -> Result<TopLevel, ReadError<E>> {
-    let mut deserializer = serde_json::Deserializer::from_slice(text);
-    read_with(&mut deserializer, on_conversation)
+    // Text checked once up front (a fast, vectorised check) spares serde_json
+    // checking each string again; text that is not UTF-8 is left to the
+    // slice reader, which reports where it breaks.
+    match simdutf8::basic::from_utf8(text) {
+        Ok(text) => read_with(&mut serde_json::Deserializer::from_str(text), on_conversation),
+        Err(_) => read_with(&mut serde_json::Deserializer::from_slice(text), on_conversation),
+    }
 }
 
 /// Reads a document from a stream (for full files of any size).

@@ -67,20 +67,43 @@ fn single(code: &'static str, path: JsonPath, position: Position, message: Strin
 pub fn read_file<E>(
     path: &Path,
     mode: Mode,
+    sink: impl FnMut(Conversation) -> Result<(), E>,
+) -> Result<FileReport, ReadFailure<E>> {
+    let (file, bytes) = open(path).map_err(|source| ReadFailure::Io { path: path.to_owned(), source })?;
+    read_opened(path, file, bytes, mode, sink)
+}
+
+/// Opens `path` and reads its size from the handle (one path lookup).
+pub fn open(path: &Path) -> io::Result<(File, u64)> {
+    let file = File::open(path)?;
+    let bytes = file.metadata()?.len();
+    Ok((file, bytes))
+}
+
+/// All of an opened file of `bytes` bytes.
+pub fn read_all(mut file: File, bytes: u64) -> io::Result<Vec<u8>> {
+    let mut text = Vec::with_capacity(usize::try_from(bytes).unwrap_or(0).saturating_add(1));
+    file.read_to_end(&mut text)?;
+    Ok(text)
+}
+
+/// [`read_file`] of a file [`open`]ed already.
+pub fn read_opened<E>(
+    path: &Path,
+    file: File,
+    bytes: u64,
+    mode: Mode,
     mut sink: impl FnMut(Conversation) -> Result<(), E>,
 ) -> Result<FileReport, ReadFailure<E>> {
     let io_error = |source| ReadFailure::Io { path: path.to_owned(), source };
-    let bytes = std::fs::metadata(path).map_err(io_error)?.len();
     if looks_like_jsonl(path) {
-        let file = File::open(path).map_err(io_error)?;
         let findings = validate_jsonl(BufReader::new(file)).map_err(io_error)?;
         return Ok(FileReport { kind: Some(FileKind::Jsonl), findings, conversations: 0, bytes, top: TopLevel::default() });
     }
     if bytes > IN_MEMORY_LIMIT {
-        let file = File::open(path).map_err(io_error)?;
         return read_document(BufReader::new(file), None, bytes, mode, &mut sink, || std::fs::read(path));
     }
-    let mut text = std::fs::read(path).map_err(io_error)?;
+    let mut text = read_all(file, bytes).map_err(io_error)?;
     if let Some(findings) = check_text(&text) {
         return Ok(FileReport { kind: None, findings, conversations: 0, bytes, top: TopLevel::default() });
     }

@@ -18,8 +18,9 @@ pub mod path;
 pub mod position;
 pub mod quality;
 pub mod render;
-pub mod validate;
+pub mod survey;
 pub mod valence;
+pub mod validate;
 
 pub use diagnostics::{Diagnostic, Findings, Severity};
 pub use model::Conversation;

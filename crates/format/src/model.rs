@@ -177,7 +177,7 @@ impl Conversation {
                 .iter()
                 .filter_map(|p| p.pointer("/training_metadata/quality_score").and_then(Value::as_f64))
                 .collect();
-            (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64)
+            mean_score(&scores)
         })
     }
 
@@ -194,6 +194,11 @@ impl Conversation {
             scaffolding: self.scaffolding.keys(),
         }
     }
+}
+
+/// The mean of a conversation's pair scores; `None` when none is scored.
+pub fn mean_score(scores: &[f64]) -> Option<f64> {
+    (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64)
 }
 
 /// A pair a trainer receives: its `target_response` is a string.

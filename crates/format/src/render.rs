@@ -6,10 +6,9 @@
 use std::io::{self, Write};
 
 use chrono::{DateTime, Utc};
-use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
-use crate::json::{write_compact, write_indent, write_pretty_at};
+use crate::json::{push_object, write_compact, write_indent, write_pretty_at, Json, Layout};
 use crate::model::{has_target, Conversation};
 use crate::quality::{js_number, round2, ConversationFigures, QualityTier, Totals};
 use crate::validate::{FORMAT_SPEC, PAIR_KEYS};
@@ -48,54 +47,27 @@ pub fn render_conversation_fragment(conversation: &Conversation, line_suffix: &s
     metadata.insert("quality_score".into(), figures.quality_score.map(|s| js_number(round2(s))).into());
     metadata.insert("scaffolding".into(), conversation.scaffolding.to_value());
 
-    let entry = ConversationEntry { metadata: &metadata, training_pairs: &conversation.training_pairs };
     let mut json = Vec::with_capacity(16 * 1024);
-    write_indent(&mut json, 2).and_then(|()| write_pretty_at(&mut json, &entry, 2)).expect("writing to a Vec cannot fail");
+    write_indent(&mut json, 2).expect("writing to a Vec cannot fail");
+    let entry: [(&str, &dyn Json); 2] = [("conversation_metadata", &metadata), ("training_pairs", &conversation.training_pairs)];
+    push_object(&mut json, Layout::Pretty(2), &entry);
 
     let mut jsonl = Vec::with_capacity(8 * 1024);
     for pair in conversation.training_pairs.iter().filter(|p| has_target(p)) {
-        let line = JsonlLine { pair, conversation_id: &conversation.conversation_id, suffix: line_suffix };
-        write_compact(&mut jsonl, &line).expect("writing to a Vec cannot fail");
-        jsonl.push(b'\n');
+        push_jsonl_line(&mut jsonl, pair, &conversation.conversation_id, line_suffix);
     }
     Fragment { conversation_id: conversation.conversation_id.clone(), json, jsonl, figures }
 }
 
-struct ConversationEntry<'a> {
-    metadata: &'a Map<String, Value>,
-    training_pairs: &'a [Value],
-}
-
-impl Serialize for ConversationEntry<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry("conversation_metadata", self.metadata)?;
-        map.serialize_entry("training_pairs", self.training_pairs)?;
-        map.end()
-    }
-}
-
-/// A JSONL record: the pair's 10 keys in the spec's order, `id` suffixed and
-/// `conversation_id` the conversation's real id (spec §3.3).
-struct JsonlLine<'a> {
-    pair: &'a Value,
-    conversation_id: &'a str,
-    suffix: &'a str,
-}
-
-impl Serialize for JsonlLine<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        let pair_id = self.pair.get("id").and_then(Value::as_str).unwrap_or_default();
-        map.serialize_entry("id", &format!("{pair_id}_{}", self.suffix))?;
-        map.serialize_entry("conversation_id", self.conversation_id)?;
-        for key in &PAIR_KEYS[2..] {
-            if let Some(value) = self.pair.get(*key) {
-                map.serialize_entry(key, value)?;
-            }
-        }
-        map.end()
-    }
+/// A JSONL record and its newline: the pair's 10 keys in the spec's order,
+/// `id` suffixed and `conversation_id` the conversation's real id (spec §3.3).
+fn push_jsonl_line(out: &mut Vec<u8>, pair: &Value, conversation_id: &str, suffix: &str) {
+    let pair_id = pair.get("id").and_then(Value::as_str).unwrap_or_default();
+    let id = format!("{pair_id}_{suffix}");
+    let mut entries: Vec<(&str, &dyn Json)> = vec![("id", &id), ("conversation_id", &conversation_id)];
+    entries.extend(PAIR_KEYS[2..].iter().filter_map(|key| pair.get(*key).map(|value| (*key, value as &dyn Json))));
+    push_object(out, Layout::Compact, &entries);
+    out.push(b'\n');
 }
 
 /// What a training file states about itself besides its totals.
