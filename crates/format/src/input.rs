@@ -362,8 +362,11 @@ pub fn collect_input_files(inputs: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
 
 fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
+        let entry = entry?;
+        let path = entry.path();
+        // The entry's type comes with the listing; only a link needs a look at its target.
+        let file_type = entry.file_type()?;
+        if file_type.is_dir() || (file_type.is_symlink() && path.is_dir()) {
             walk(&path, found)?;
         } else if path.extension().is_some_and(|e| e == "json") {
             found.push(path);

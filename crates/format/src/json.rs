@@ -235,54 +235,72 @@ impl Json for String {
 /// A string escaped exactly as serde_json escapes it: `"` and `\\`, the
 /// five short control escapes, `\u00xx` for the other control bytes.
 fn push_str(out: &mut Vec<u8>, text: &str) {
-    let bytes = text.as_bytes();
-    out.reserve(bytes.len() + 2);
+    out.reserve(text.len() + 2);
     out.push(b'"');
-    let (mut start, mut i) = (0, 0);
-    while i < bytes.len() {
-        if let Some(chunk) = bytes.get(i..i + 8) {
-            if !may_need_escape(u64::from_le_bytes(chunk.try_into().expect("eight bytes"))) {
-                i += 8;
-                continue;
-            }
-        }
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let byte = bytes[i];
-        let control;
-        let escape: &[u8] = match byte {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0x00..=0x1f => {
-                control = [b'\\', b'u', b'0', b'0', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xf)]];
-                &control
-            }
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(escape);
-        i += 1;
-        start = i;
+    let mut rest = text.as_bytes();
+    loop {
+        let clean = clean_prefix_len(rest);
+        out.extend_from_slice(&rest[..clean]);
+        let Some(&byte) = rest.get(clean) else { break };
+        push_escape(out, byte);
+        rest = &rest[clean + 1..];
     }
-    out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
 
-/// Whether any of the eight bytes of `word` is `"`, `\\` or below 0x20.
-/// (Never false when one is; a rare true without one only costs a slower look.)
-fn may_need_escape(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
-    let zero = |x: u64| below(x, 1);
-    (below(word, 0x20) | zero(word ^ (ONES * u64::from(b'"'))) | zero(word ^ (ONES * u64::from(b'\\')))) != 0
+fn push_escape(out: &mut Vec<u8>, byte: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match byte {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        0x08 => out.extend_from_slice(b"\\b"),
+        0x0c => out.extend_from_slice(b"\\f"),
+        _ => out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xf)]]),
+    }
+}
+
+fn needs_escape(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
+}
+
+/// How many leading bytes need no escaping.
+fn clean_prefix_len(bytes: &[u8]) -> usize {
+    let clean = clean_chunks_len(bytes);
+    clean + bytes[clean..].iter().position(|&b| needs_escape(b)).unwrap_or(bytes.len() - clean)
+}
+
+/// [`clean_prefix_len`] sixteen bytes at a time with SSE2 (part of every
+/// x86_64 CPU): exact when it finds a byte to escape, else where the tail
+/// shorter than sixteen bytes begins.
+#[cfg(target_arch = "x86_64")]
+fn clean_chunks_len(bytes: &[u8]) -> usize {
+    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
+    let mut clean = 0;
+    while let Some(chunk) = bytes.get(clean..clean + 16) {
+        // SAFETY: `chunk` is 16 readable bytes (an unaligned load is
+        // allowed), and SSE2 is in the x86_64 baseline.
+        let mask = unsafe {
+            let chunk = _mm_loadu_si128(chunk.as_ptr().cast());
+            let quote = _mm_cmpeq_epi8(chunk, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(chunk, _mm_set1_epi8(b'\\' as i8));
+            // Unsigned `byte < 0x20` is `max(byte, 0x1f) == 0x1f`.
+            let control = _mm_cmpeq_epi8(_mm_max_epu8(chunk, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
+        };
+        if mask != 0 {
+            return clean + mask.trailing_zeros() as usize;
+        }
+        clean += 16;
+    }
+    clean
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn clean_chunks_len(_bytes: &[u8]) -> usize {
+    0
 }
 
 #[cfg(test)]
@@ -338,10 +356,11 @@ mod tests {
     }
 
     #[test]
-    fn every_escape_position_in_a_word_is_found() {
+    fn every_escape_position_in_a_chunk_is_found() {
         for special in ['"', '\\', '\n', '\u{1f}', '\u{0}'] {
-            for at in 0..17 {
-                let text: String = (0..17).map(|i| if i == at { special } else { 'a' }).collect();
+            for at in 0..40 {
+                // `special` at byte `at`, then multi-byte text.
+                let text: String = "a".repeat(at) + &special.to_string() + &"é".repeat(20);
                 let value = Value::String(text);
                 assert_eq!(fast(&value, Layout::Compact), serde(&value, Layout::Compact), "{special:?} at {at}");
             }

@@ -47,12 +47,12 @@ pub fn render_conversation_fragment(conversation: &Conversation, line_suffix: &s
     metadata.insert("quality_score".into(), figures.quality_score.map(|s| js_number(round2(s))).into());
     metadata.insert("scaffolding".into(), conversation.scaffolding.to_value());
 
-    let mut json = Vec::with_capacity(16 * 1024);
+    let mut json = Vec::with_capacity(64 * 1024);
     write_indent(&mut json, 2).expect("writing to a Vec cannot fail");
     let entry: [(&str, &dyn Json); 2] = [("conversation_metadata", &metadata), ("training_pairs", &conversation.training_pairs)];
     push_object(&mut json, Layout::Pretty(2), &entry);
 
-    let mut jsonl = Vec::with_capacity(8 * 1024);
+    let mut jsonl = Vec::with_capacity(32 * 1024);
     for pair in conversation.training_pairs.iter().filter(|p| has_target(p)) {
         push_jsonl_line(&mut jsonl, pair, &conversation.conversation_id, line_suffix);
     }

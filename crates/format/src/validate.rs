@@ -497,7 +497,8 @@ fn check_text(findings: &mut Findings, text: &str, path: &JsonPath) {
     if text.contains("\\n") {
         findings.warning(path, "literal_newline", "contains a literal \\n (backslash + n) instead of a line break");
     }
-    if text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r') && (c as u32) < 0x20) {
+    // C0 characters are single bytes in UTF-8, so bytes tell.
+    if text.bytes().any(|b| b < 0x20 && !matches!(b, b'\n' | b'\t' | b'\r')) {
         findings.warning(path, "control_character", "contains C0 control characters");
     }
 }

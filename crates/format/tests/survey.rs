@@ -42,7 +42,8 @@ fn the_survey_agrees_with_the_full_reader_on_every_fixture() {
 #[test]
 fn the_survey_agrees_on_edited_enriched_files() {
     let original: Value = serde_json::from_slice(&std::fs::read(fixture("enriched/enriched-1.json")).unwrap()).unwrap();
-    let edits: [(&str, fn(&mut Value)); 5] = [
+    type Edit = fn(&mut Value);
+    let edits: [(&str, Edit); 5] = [
         ("keys from the first pair", |doc| {
             doc.as_object_mut().unwrap().remove("input_parameters");
         }),
