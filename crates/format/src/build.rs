@@ -23,6 +23,12 @@ use crate::survey::{self, Contribution, FileFacts, Survey};
 /// instead of being prepared whole by a worker.
 const PREPARE_LIMIT: u64 = 16 * 1024 * 1024;
 
+/// The outputs' write buffer: a build makes a few thousand writes instead of
+/// one per conversation, a tenth faster at 10 000 conversations. (1 MiB was
+/// measured slower than either: it no longer fits the CPU's cache, and the
+/// kernel handles writes that large differently.)
+const WRITE_BUFFER: usize = 256 * 1024;
+
 /// Files a worker takes at a time.
 const BATCH: usize = 8;
 
@@ -244,7 +250,7 @@ pub fn build(
         consultant_profile: facts.consultant_profile.clone().ok_or(BuildError::NoConsultantProfile)?,
     };
 
-    let temp = || NamedTempFile::new_in(out_dir).map(BufWriter::new).map_err(io_at(out_dir));
+    let temp = || NamedTempFile::new_in(out_dir).map(|file| BufWriter::with_capacity(WRITE_BUFFER, file)).map_err(io_at(out_dir));
     let mut assembly = Assembly {
         json: temp()?,
         jsonl: temp()?,
