@@ -29,11 +29,7 @@ pub struct Contribution {
 
 impl Contribution {
     pub fn of(conversation: &Conversation) -> Self {
-        Self {
-            figures: conversation.figures(),
-            consultant_profile: conversation.consultant_profile.clone(),
-            vertical: conversation.vertical.clone(),
-        }
+        Self { figures: conversation.figures(), consultant_profile: conversation.consultant_profile.clone(), vertical: conversation.vertical.clone() }
     }
 }
 
@@ -49,17 +45,8 @@ impl FileFacts {
     /// From the top-level fields of a full file, as the full reader gives them.
     pub fn of_full_file(fields: &Map<String, Value>) -> Self {
         let metadata = fields.get("training_file_metadata");
-        let text = |key: &str| {
-            metadata
-                .and_then(|m| m.get(key))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
-        Self {
-            consultant_profile: fields.get("consultant_profile").cloned(),
-            vertical: text("vertical"),
-            target_model: text("target_model"),
-        }
+        let text = |key: &str| metadata.and_then(|m| m.get(key)).and_then(Value::as_str).map(str::to_owned);
+        Self { consultant_profile: fields.get("consultant_profile").cloned(), vertical: text("vertical"), target_model: text("target_model") }
     }
 }
 
@@ -184,23 +171,15 @@ impl Document<'_> {
         // Each key from `input_parameters`, else from the first pair, as `Scaffolding::from_enriched`.
         let scaffolding = ScaffoldingKeys {
             persona: key(&parameters.persona_key).or_else(|| key(&first?.persona_archetype)),
-            emotional_arc: key(&parameters.emotional_arc_key)
-                .or_else(|| key(&first?.emotional_arc_key)),
-            training_topic: key(&parameters.training_topic_key)
-                .or_else(|| key(&first?.training_topic_key)),
+            emotional_arc: key(&parameters.emotional_arc_key).or_else(|| key(&first?.emotional_arc_key)),
+            training_topic: key(&parameters.training_topic_key).or_else(|| key(&first?.training_topic_key)),
         };
         let contribution = Contribution {
             figures: figures(&pairs, None, scaffolding),
             consultant_profile: self.consultant_profile,
-            vertical: self
-                .dataset_metadata
-                .and_then(|d| d.vertical)
-                .map(Cow::into_owned),
+            vertical: self.dataset_metadata.and_then(|d| d.vertical).map(Cow::into_owned),
         };
-        Survey {
-            conversations: vec![contribution],
-            file: FileFacts::default(),
-        }
+        Survey { conversations: vec![contribution], file: FileFacts::default() }
     }
 
     fn full_file_survey(self) -> Survey {
@@ -217,58 +196,34 @@ impl Document<'_> {
                     emotional_arc: key(&block.emotional_arc_key),
                     training_topic: key(&block.training_topic_key),
                 };
-                let figures = figures(
-                    &entry.training_pairs.unwrap_or_default(),
-                    score,
-                    scaffolding,
-                );
-                Contribution {
-                    figures,
-                    consultant_profile: None,
-                    vertical: None,
-                }
+                let figures = figures(&entry.training_pairs.unwrap_or_default(), score, scaffolding);
+                Contribution { figures, consultant_profile: None, vertical: None }
             })
             .collect();
         let metadata = self.training_file_metadata;
-        let (vertical, target_model) =
-            metadata.map_or((None, None), |m| (m.vertical, m.target_model));
+        let (vertical, target_model) = metadata.map_or((None, None), |m| (m.vertical, m.target_model));
         let file = FileFacts {
             consultant_profile: self.consultant_profile,
             vertical: vertical.map(Cow::into_owned),
             target_model: target_model.map(Cow::into_owned),
         };
-        Survey {
-            conversations,
-            file,
-        }
+        Survey { conversations, file }
     }
 }
 
 /// A key that is present and not empty.
 fn key(value: &Option<Cow<'_, str>>) -> Option<String> {
-    value
-        .as_deref()
-        .filter(|k| !k.is_empty())
-        .map(str::to_owned)
+    value.as_deref().filter(|k| !k.is_empty()).map(str::to_owned)
 }
 
 /// [`Conversation::figures`] of these pairs.
-fn figures(
-    pairs: &[Pair],
-    catalogue_score: Option<f64>,
-    scaffolding: ScaffoldingKeys,
-) -> ConversationFigures {
+fn figures(pairs: &[Pair], catalogue_score: Option<f64>, scaffolding: ScaffoldingKeys) -> ConversationFigures {
     let training = || pairs.iter().filter_map(|p| p.training_metadata.as_ref());
     let scores: Vec<f64> = training().filter_map(|t| t.quality_score).collect();
     ConversationFigures {
         turns: pairs.len(),
-        training_pairs: pairs
-            .iter()
-            .filter(|p| p.target_response.is_some_and(|t| t.get().starts_with('"')))
-            .count(),
-        human_reviewed_pairs: training()
-            .filter(|t| t.human_reviewed == Some(true))
-            .count(),
+        training_pairs: pairs.iter().filter(|p| p.target_response.is_some_and(|t| t.get().starts_with('"'))).count(),
+        human_reviewed_pairs: training().filter(|t| t.human_reviewed == Some(true)).count(),
         quality_score: catalogue_score.or_else(|| mean_score(&scores)),
         scaffolding,
     }
@@ -282,17 +237,9 @@ mod tests {
     fn anything_but_the_two_kinds_is_left_to_the_full_reader() {
         assert_eq!(survey(b"[]"), None);
         assert_eq!(survey(b"{\"training_pairs\": [], } "), None);
-        assert_eq!(
-            survey(b"{\"conversation_metadata\": {}, \"turns\": []}"),
-            None
-        );
+        assert_eq!(survey(b"{\"conversation_metadata\": {}, \"turns\": []}"), None);
         // A type the full reader would report on.
-        assert_eq!(
-            survey(
-                b"{\"training_pairs\": [{\"training_metadata\": {\"quality_score\": \"high\"}}]}"
-            ),
-            None
-        );
+        assert_eq!(survey(b"{\"training_pairs\": [{\"training_metadata\": {\"quality_score\": \"high\"}}]}"), None);
     }
 
     #[test]
@@ -303,13 +250,7 @@ mod tests {
         let survey = survey(text).unwrap();
         let contribution = &survey.conversations[0];
         assert_eq!(contribution.consultant_profile, Some(Value::Null));
-        assert_eq!(
-            (
-                contribution.figures.turns,
-                contribution.figures.training_pairs
-            ),
-            (2, 1)
-        );
+        assert_eq!((contribution.figures.turns, contribution.figures.training_pairs), (2, 1));
         assert_eq!(contribution.figures.human_reviewed_pairs, 1);
         assert_eq!(contribution.figures.quality_score, Some(4.5));
     }

@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use crate::records::{Page, TrainingFile};
 
-/// Entries kept per owner; more are not stored until the owner's next change.
+/// Live entries kept per owner; more are not stored until some expire or the owner's next change.
 const ENTRIES_PER_OWNER: usize = 32;
 
 struct OwnerEntries<K, V> {
@@ -32,9 +32,16 @@ impl<K, V> Default for OwnerEntries<K, V> {
     }
 }
 
+/// Every owner seen, and when expired values were last dropped. An owner's
+/// generation is kept for good (a few bytes); its values only while live.
+struct Owners<K, V> {
+    by_owner: HashMap<String, OwnerEntries<K, V>>,
+    swept: Instant,
+}
+
 pub(crate) struct OwnerCache<K, V> {
     ttl: Duration,
-    owners: Arc<Mutex<HashMap<String, OwnerEntries<K, V>>>>,
+    owners: Arc<Mutex<Owners<K, V>>>,
 }
 
 impl<K, V> Clone for OwnerCache<K, V> {
@@ -46,13 +53,13 @@ impl<K, V> Clone for OwnerCache<K, V> {
 impl<K: Eq + Hash, V: Clone> OwnerCache<K, V> {
     /// A zero `ttl` turns the cache off.
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, owners: Arc::default() }
+        Self { ttl, owners: Arc::new(Mutex::new(Owners { by_owner: HashMap::new(), swept: Instant::now() })) }
     }
 
     /// The cached value, or the generation a value read now must be stored under.
     pub fn get(&self, owner: &str, key: &K) -> Result<V, u64> {
         let owners = self.owners.lock().expect("no panics while holding the lock");
-        let Some(owner) = owners.get(owner) else { return Err(0) };
+        let Some(owner) = owners.by_owner.get(owner) else { return Err(0) };
         match owner.entries.get(key) {
             Some((stored, value)) if stored.elapsed() < self.ttl => Ok(value.clone()),
             _ => Err(owner.generation),
@@ -60,23 +67,44 @@ impl<K: Eq + Hash, V: Clone> OwnerCache<K, V> {
     }
 
     /// Keeps `value` unless the owner's files changed since `generation` was read.
+    /// Once per TTL, values that have expired are dropped, every owner's.
     pub fn put(&self, owner: &str, key: K, generation: u64, value: V) {
         if self.ttl.is_zero() {
             return;
         }
         let mut owners = self.owners.lock().expect("no panics while holding the lock");
-        let owner = owners.entry(owner.to_owned()).or_default();
-        if owner.generation == generation && owner.entries.len() < ENTRIES_PER_OWNER {
-            owner.entries.insert(key, (Instant::now(), value));
+        let now = Instant::now();
+        let live = |entry: &(Instant, V)| now.duration_since(entry.0) < self.ttl;
+        if now.duration_since(owners.swept) >= self.ttl {
+            for entries in owners.by_owner.values_mut() {
+                entries.entries.retain(|_, entry| live(entry));
+            }
+            owners.swept = now;
+        }
+        let owner = owners.by_owner.entry(owner.to_owned()).or_default();
+        if owner.generation != generation {
+            return;
+        }
+        if owner.entries.len() >= ENTRIES_PER_OWNER {
+            owner.entries.retain(|_, entry| live(entry));
+        }
+        if owner.entries.len() < ENTRIES_PER_OWNER {
+            owner.entries.insert(key, (now, value));
         }
     }
 
     /// Called after every committed change to `owner`'s files.
     pub fn invalidate(&self, owner: &str) {
         let mut owners = self.owners.lock().expect("no panics while holding the lock");
-        let owner = owners.entry(owner.to_owned()).or_default();
+        let owner = owners.by_owner.entry(owner.to_owned()).or_default();
         owner.generation += 1;
         owner.entries.clear();
+    }
+
+    /// Values held, live or not yet swept (tests).
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.owners.lock().expect("no panics while holding the lock").by_owner.values().map(|o| o.entries.len()).sum()
     }
 }
 
@@ -148,6 +176,25 @@ mod tests {
         cache.put("alice", key(), 0, 1);
         std::thread::sleep(Duration::from_millis(5));
         assert!(cache.get("alice", &key()).is_err());
+    }
+
+    #[test]
+    fn expired_values_are_dropped_and_make_room() {
+        let ttl = Duration::from_millis(300);
+        let cache = OwnerCache::<ListKey, u32>::new(ttl);
+        let page = |limit| ListKey { limit, ..key() };
+        for limit in 0..ENTRIES_PER_OWNER as i64 {
+            cache.put("alice", page(limit), 0, 1);
+        }
+        cache.put("bob", key(), 0, 1);
+        cache.put("alice", page(100), 0, 1);
+        assert_eq!(cache.get("alice", &page(100)), Err(0), "a full owner keeps no more while its values live");
+        assert_eq!(cache.held(), ENTRIES_PER_OWNER + 1);
+
+        std::thread::sleep(ttl * 2);
+        cache.put("alice", page(100), 0, 2);
+        assert_eq!(cache.get("alice", &page(100)), Ok(2), "expired values made room");
+        assert_eq!(cache.held(), 1, "every owner's expired values are gone, bob's too");
     }
 
     #[test]
