@@ -228,3 +228,29 @@ fn line_ids_stay_unique_when_two_conversation_ids_share_their_first_8_characters
     assert!(ids[3..].iter().all(|i| i.ends_with(&format!("_{twin}"))), "the later one uses its full id: {ids:?}");
     assert!(!common::validate_path(&summary.jsonl_path).findings.has_errors());
 }
+
+#[test]
+fn an_input_that_changes_between_the_two_passes_fails_the_build_and_writes_nothing() {
+    // Enough copies that the last is read by the second pass well after the first is written.
+    let inputs = tempfile::tempdir().unwrap();
+    let template = std::fs::read_to_string(fixture("enriched/enriched-2.json")).unwrap();
+    let copies: Vec<PathBuf> = (0..200)
+        .map(|i| {
+            let path = inputs.path().join(format!("{i:04}.json"));
+            std::fs::write(&path, template.replace("2ecd51bd-8dd9-478a-9fb4-de20f69bd441", &format!("00000000-0000-4000-8000-{i:012x}"))).unwrap();
+            path
+        })
+        .collect();
+    let last = copies.last().unwrap().clone();
+    let out = tempfile::tempdir().unwrap();
+    let error = build(&[inputs.path().to_owned()], out.path(), &options("changing"), |progress| {
+        if progress.files_done == 1 {
+            // Still valid, but one more reviewed pair than the first pass counted.
+            let text = std::fs::read_to_string(&last).unwrap();
+            std::fs::write(&last, text.replacen("\"human_reviewed\": false", "\"human_reviewed\": true", 1)).unwrap();
+        }
+    })
+    .unwrap_err();
+    assert!(matches!(error, BuildError::InputsChanged), "{error:?}");
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "a failed build leaves nothing behind");
+}
