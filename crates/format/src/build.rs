@@ -25,8 +25,7 @@ const PREPARE_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// The outputs' write buffer: a build makes a few thousand writes instead of
 /// one per conversation, a tenth faster at 10 000 conversations. (1 MiB was
-/// measured slower than either: it no longer fits the CPU's cache, and the
-/// kernel handles writes that large differently.)
+/// measured slower than either on the build machine; docs/performance.md.)
 const WRITE_BUFFER: usize = 256 * 1024;
 
 /// Files a worker takes at a time.
@@ -226,17 +225,7 @@ pub fn build(
     let files = input::collect_input_files(inputs).map_err(io_at(Path::new("inputs")))?;
     std::fs::create_dir_all(out_dir).map_err(io_at(out_dir))?;
 
-    let mut planned = Totals::default();
-    let mut facts = HeaderFacts::new(options);
-    each_in_order(&files, survey_file, |index, survey| {
-        let (file, survey) = (&files[index], survey?);
-        for contribution in &survey.conversations {
-            planned.add(&contribution.figures);
-            facts.note_conversation(contribution.consultant_profile.as_ref(), contribution.vertical.as_deref(), file);
-        }
-        facts.note_file(&survey.file, file);
-        Ok(())
-    })?;
+    let (planned, facts) = survey_inputs(&files, options)?;
     if planned.conversations == 0 {
         return Err(BuildError::NoConversations);
     }
@@ -316,6 +305,22 @@ pub fn build(
         files_with_warnings,
         notices: facts.notices,
     })
+}
+
+/// The first pass: what the header will state.
+fn survey_inputs(files: &[PathBuf], options: &BuildOptions) -> Result<(Totals, HeaderFacts), BuildError> {
+    let mut planned = Totals::default();
+    let mut facts = HeaderFacts::new(options);
+    each_in_order(files, survey_file, |index, survey| {
+        let (file, survey) = (&files[index], survey?);
+        for contribution in &survey.conversations {
+            planned.add(&contribution.figures);
+            facts.note_conversation(contribution.consultant_profile.as_ref(), contribution.vertical.as_deref(), file);
+        }
+        facts.note_file(&survey.file, file);
+        Ok(())
+    })?;
+    Ok((planned, facts))
 }
 
 /// Runs `work` on every file, on up to four threads, and hands the results
