@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use lora_files_format::build::{self, BuildError, BuildOptions};
+use lora_files_format::build::{self, BuildError, BuildOptions, Stage};
 
 use super::{clock, figure, human_bytes};
 
@@ -53,7 +53,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if let Some(bar) = &bar {
             bar.set_length(progress.files_total as u64);
             bar.set_position(progress.files_done as u64);
-            bar.set_message(human_bytes(progress.bytes_done));
+            bar.set_message(match progress.stage {
+                Stage::Counting => "counting".to_owned(),
+                Stage::Writing => human_bytes(progress.bytes_done),
+            });
         }
     });
     if let Some(bar) = bar {

@@ -89,12 +89,23 @@ pub enum BuildError {
     BadName(String),
 }
 
-/// Progress after each input file.
+/// Progress after each input file, in each of the two passes.
 #[derive(Clone, Copy, Debug)]
 pub struct Progress {
+    pub stage: Stage,
     pub files_done: usize,
     pub files_total: usize,
+    /// Input bytes read in the writing stage (0 while counting).
     pub bytes_done: u64,
+}
+
+/// The two passes of a build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Counting what the header states (a light read of every input).
+    Counting,
+    /// Checking, rendering and writing every conversation.
+    Writing,
 }
 
 /// What the header of the training file states besides its totals, taken
@@ -225,7 +236,7 @@ pub fn build(
     let files = input::collect_input_files(inputs).map_err(io_at(Path::new("inputs")))?;
     std::fs::create_dir_all(out_dir).map_err(io_at(out_dir))?;
 
-    let (planned, facts) = survey_inputs(&files, options)?;
+    let (planned, facts) = survey_inputs(&files, options, &mut on_progress)?;
     if planned.conversations == 0 {
         return Err(BuildError::NoConversations);
     }
@@ -272,7 +283,7 @@ pub fn build(
             files_with_warnings.push((file.clone(), report.warnings));
         }
         input_bytes += report.bytes;
-        on_progress(Progress { files_done: index + 1, files_total: files.len(), bytes_done: input_bytes });
+        on_progress(Progress { stage: Stage::Writing, files_done: index + 1, files_total: files.len(), bytes_done: input_bytes });
         Ok(())
     })?;
     if assembly.totals != planned || !assembly.facts.states_the_same_as(&facts) {
@@ -308,7 +319,7 @@ pub fn build(
 }
 
 /// The first pass: what the header will state.
-fn survey_inputs(files: &[PathBuf], options: &BuildOptions) -> Result<(Totals, HeaderFacts), BuildError> {
+fn survey_inputs(files: &[PathBuf], options: &BuildOptions, on_progress: &mut impl FnMut(Progress)) -> Result<(Totals, HeaderFacts), BuildError> {
     let mut planned = Totals::default();
     let mut facts = HeaderFacts::new(options);
     each_in_order(files, survey_file, |index, survey| {
@@ -318,6 +329,7 @@ fn survey_inputs(files: &[PathBuf], options: &BuildOptions) -> Result<(Totals, H
             facts.note_conversation(contribution.consultant_profile.as_ref(), contribution.vertical.as_deref(), file);
         }
         facts.note_file(&survey.file, file);
+        on_progress(Progress { stage: Stage::Counting, files_done: index + 1, files_total: files.len(), bytes_done: 0 });
         Ok(())
     })?;
     Ok((planned, facts))

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use common::{fixture, fixtures};
-use lora_files_format::build::{build, BuildError, BuildOptions, BuildSummary};
+use lora_files_format::build::{build, BuildError, BuildOptions, BuildSummary, Stage};
 use serde_json::{json, Value};
 
 fn options(name: &str) -> BuildOptions {
@@ -244,7 +244,7 @@ fn an_input_that_changes_between_the_two_passes_fails_the_build_and_writes_nothi
     let last = copies.last().unwrap().clone();
     let out = tempfile::tempdir().unwrap();
     let error = build(&[inputs.path().to_owned()], out.path(), &options("changing"), |progress| {
-        if progress.files_done == 1 {
+        if progress.stage == Stage::Writing && progress.files_done == 1 {
             // Still valid, but one more reviewed pair than the first pass counted.
             let text = std::fs::read_to_string(&last).unwrap();
             std::fs::write(&last, text.replacen("\"human_reviewed\": false", "\"human_reviewed\": true", 1)).unwrap();
@@ -253,4 +253,14 @@ fn an_input_that_changes_between_the_two_passes_fails_the_build_and_writes_nothi
     .unwrap_err();
     assert!(matches!(error, BuildError::InputsChanged), "{error:?}");
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "a failed build leaves nothing behind");
+}
+
+#[test]
+fn progress_counts_every_file_in_each_pass_in_order() {
+    let out = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    build(&[fixtures().join("enriched")], out.path(), &options("progress"), |p| seen.push((p.stage, p.files_done, p.files_total))).unwrap();
+    let n = std::fs::read_dir(fixtures().join("enriched")).unwrap().count();
+    let expected: Vec<_> = [Stage::Counting, Stage::Writing].into_iter().flat_map(|stage| (1..=n).map(move |done| (stage, done, n))).collect();
+    assert_eq!(seen, expected);
 }
