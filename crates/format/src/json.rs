@@ -33,7 +33,7 @@ pub fn write_compact<W: Write, T: Serialize + ?Sized>(writer: W, value: &T) -> i
 }
 
 /// Writes the indentation of `depth` levels.
-pub fn write_indent<W: Write + ?Sized>(writer: &mut W, depth: usize) -> io::Result<()> {
+fn write_indent<W: Write + ?Sized>(writer: &mut W, depth: usize) -> io::Result<()> {
     for _ in 0..depth {
         writer.write_all(b"  ")?;
     }
@@ -156,7 +156,8 @@ impl Layout {
     }
 }
 
-fn push_indent(out: &mut Vec<u8>, depth: usize) {
+/// [`write_indent`] into a buffer.
+pub fn push_indent(out: &mut Vec<u8>, depth: usize) {
     out.resize(out.len() + 2 * depth, b' ');
 }
 

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::json::{push_object, write_compact, write_indent, write_pretty_at, Json, Layout};
+use crate::json::{push_indent, push_object, write_compact, write_pretty_at, Json, Layout};
 use crate::model::{has_target, Conversation};
 use crate::quality::{js_number, round2, ConversationFigures, QualityTier, Totals};
 use crate::validate::{FORMAT_SPEC, PAIR_KEYS};
@@ -48,7 +48,7 @@ pub fn render_conversation_fragment(conversation: &Conversation, line_suffix: &s
     metadata.insert("scaffolding".into(), conversation.scaffolding.to_value());
 
     let mut json = Vec::with_capacity(64 * 1024);
-    write_indent(&mut json, 2).expect("writing to a Vec cannot fail");
+    push_indent(&mut json, 2);
     let entry: [(&str, &dyn Json); 2] = [("conversation_metadata", &metadata), ("training_pairs", &conversation.training_pairs)];
     push_object(&mut json, Layout::Pretty(2), &entry);
 
