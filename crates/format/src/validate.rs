@@ -81,7 +81,6 @@ pub fn describe(value: &Value) -> String {
     }
 }
 
-/// Typed access that records a finding when the shape is wrong.
 /// `map.get(key)` for the small objects of these files: scanning a dozen
 /// short keys is cheaper than hashing the one looked for (serde_json's
 /// ordered map hashes with SipHash), and validation looks up a lot.
@@ -94,6 +93,7 @@ fn lookup<'v>(map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
     }
 }
 
+/// Typed access that records a finding when the shape is wrong.
 struct Check<'f> {
     findings: &'f mut Findings,
 }
