@@ -24,6 +24,18 @@ fn build_into(inputs: &[PathBuf], out: &Path, options: &BuildOptions) -> BuildSu
     build(inputs, out, options, |_| {}).unwrap_or_else(|e| panic!("build failed: {e} ({e:?})"))
 }
 
+/// `count` copies of one enriched conversation, each under its own id, in file order.
+fn copies_of_a_conversation(dir: &Path, count: usize) -> Vec<PathBuf> {
+    let template = std::fs::read_to_string(fixture("enriched/enriched-2.json")).unwrap();
+    (0..count)
+        .map(|i| {
+            let path = dir.join(format!("{i:04}.json"));
+            std::fs::write(&path, template.replace("2ecd51bd-8dd9-478a-9fb4-de20f69bd441", &format!("00000000-0000-4000-8000-{i:012x}"))).unwrap();
+            path
+        })
+        .collect()
+}
+
 fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
@@ -155,6 +167,20 @@ fn rebuilding_from_a_full_file_plus_new_conversations_equals_building_from_all()
 }
 
 #[test]
+fn a_full_file_too_large_to_hold_is_streamed_in_both_passes_and_rebuilds_to_the_same_bytes() {
+    let inputs = tempfile::tempdir().unwrap();
+    copies_of_a_conversation(inputs.path(), 340);
+    let first = tempfile::tempdir().unwrap();
+    let direct = build_into(&[inputs.path().to_owned()], first.path(), &options("large"));
+    assert!(direct.json_bytes > 16 << 20, "over the size a worker prepares in memory: {}", direct.json_bytes);
+    let second = tempfile::tempdir().unwrap();
+    let rebuilt = build_into(&[direct.json_path.clone()], second.path(), &options("large"));
+    assert_eq!(rebuilt.conversations, 340);
+    assert_eq!(std::fs::read(&rebuilt.json_path).unwrap(), std::fs::read(&direct.json_path).unwrap());
+    assert_eq!(std::fs::read(&rebuilt.jsonl_path).unwrap(), std::fs::read(&direct.jsonl_path).unwrap());
+}
+
+#[test]
 fn the_same_inputs_and_clock_give_the_same_bytes() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let one = build_into(&[fixtures().join("enriched")], a.path(), &options("same"));
@@ -233,15 +259,7 @@ fn line_ids_stay_unique_when_two_conversation_ids_share_their_first_8_characters
 fn an_input_that_changes_between_the_two_passes_fails_the_build_and_writes_nothing() {
     // Enough copies that the last is read by the second pass well after the first is written.
     let inputs = tempfile::tempdir().unwrap();
-    let template = std::fs::read_to_string(fixture("enriched/enriched-2.json")).unwrap();
-    let copies: Vec<PathBuf> = (0..200)
-        .map(|i| {
-            let path = inputs.path().join(format!("{i:04}.json"));
-            std::fs::write(&path, template.replace("2ecd51bd-8dd9-478a-9fb4-de20f69bd441", &format!("00000000-0000-4000-8000-{i:012x}"))).unwrap();
-            path
-        })
-        .collect();
-    let last = copies.last().unwrap().clone();
+    let last = copies_of_a_conversation(inputs.path(), 200).pop().unwrap();
     let out = tempfile::tempdir().unwrap();
     let error = build(&[inputs.path().to_owned()], out.path(), &options("changing"), |progress| {
         if progress.stage == Stage::Writing && progress.files_done == 1 {
