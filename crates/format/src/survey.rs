@@ -73,10 +73,13 @@ pub fn survey(text: &[u8]) -> Option<Survey> {
 }
 
 /// Both document kinds in one shape; every field the survey does not need is skipped.
+///
+/// A key the full reader tells the kinds apart by counts as present even
+/// when it is `null` (`Some(None)`), as the full reader sees it.
 #[derive(Deserialize)]
 struct Document<'a> {
-    #[serde(borrow)]
-    training_file_metadata: Option<FileMetadata<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    training_file_metadata: Option<Option<FileMetadata<'a>>>,
     #[serde(borrow)]
     conversations: Option<Vec<Entry<'a>>>,
     #[serde(borrow)]
@@ -85,14 +88,15 @@ struct Document<'a> {
     input_parameters: Option<KeyBlock<'a>>,
     #[serde(borrow)]
     training_pairs: Option<Vec<Pair<'a>>>,
-    /// Present even when `null`, as the full reader sees it.
     #[serde(default, deserialize_with = "present")]
     consultant_profile: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
     turns: Option<IgnoredAny>,
 }
 
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(deserializer).map(Some)
+/// `Some` whenever the key is there, whatever its value.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -200,7 +204,7 @@ impl Document<'_> {
                 Contribution { figures, consultant_profile: None, vertical: None }
             })
             .collect();
-        let metadata = self.training_file_metadata;
+        let metadata = self.training_file_metadata.flatten();
         let (vertical, target_model) = metadata.map_or((None, None), |m| (m.vertical, m.target_model));
         let file = FileFacts {
             consultant_profile: self.consultant_profile,
@@ -240,6 +244,13 @@ mod tests {
         assert_eq!(survey(b"{\"conversation_metadata\": {}, \"turns\": []}"), None);
         // A type the full reader would report on.
         assert_eq!(survey(b"{\"training_pairs\": [{\"training_metadata\": {\"quality_score\": \"high\"}}]}"), None);
+    }
+
+    #[test]
+    fn a_null_file_metadata_still_makes_a_full_file() {
+        let survey = survey(br#"{"training_file_metadata": null, "consultant_profile": {}}"#).unwrap();
+        assert!(survey.conversations.is_empty(), "a full file without conversations, not one empty conversation");
+        assert_eq!(survey.file.consultant_profile, Some(serde_json::json!({})));
     }
 
     #[test]

@@ -174,7 +174,7 @@ fn a_full_file_too_large_to_hold_is_streamed_in_both_passes_and_rebuilds_to_the_
     let direct = build_into(&[inputs.path().to_owned()], first.path(), &options("large"));
     assert!(direct.json_bytes > 16 << 20, "over the size a worker prepares in memory: {}", direct.json_bytes);
     let second = tempfile::tempdir().unwrap();
-    let rebuilt = build_into(&[direct.json_path.clone()], second.path(), &options("large"));
+    let rebuilt = build_into(std::slice::from_ref(&direct.json_path), second.path(), &options("large"));
     assert_eq!(rebuilt.conversations, 340);
     assert_eq!(std::fs::read(&rebuilt.json_path).unwrap(), std::fs::read(&direct.json_path).unwrap());
     assert_eq!(std::fs::read(&rebuilt.jsonl_path).unwrap(), std::fs::read(&direct.jsonl_path).unwrap());

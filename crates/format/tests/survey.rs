@@ -64,6 +64,16 @@ fn the_survey_agrees_on_edited_enriched_files() {
 }
 
 #[test]
+fn the_survey_agrees_on_full_files_whose_metadata_is_null() {
+    let mut document: Value = serde_json::from_slice(&std::fs::read(fixture("full/training-file-test-4.json")).unwrap()).unwrap();
+    document["training_file_metadata"] = Value::Null;
+    assert_agree("null training_file_metadata", &serde_json::to_vec_pretty(&document).unwrap());
+    // With no conversations either, only the null key says it is a full file.
+    document.as_object_mut().unwrap().remove("conversations");
+    assert_agree("null training_file_metadata, no conversations", &serde_json::to_vec_pretty(&document).unwrap());
+}
+
+#[test]
 fn what_the_survey_cannot_read_is_left_to_the_full_reader() {
     let text = std::fs::read(fixture("enriched/enriched-1.json")).unwrap();
     let mut with_bom = b"\xEF\xBB\xBF".to_vec();
