@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Condvar, Mutex};
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use tempfile::NamedTempFile;
 
 use crate::diagnostics::Diagnostic;
@@ -18,6 +17,7 @@ use crate::model::Conversation;
 use crate::quality::{QualitySummary, Totals};
 use crate::render::{self, FileHeader, Fragment};
 use crate::survey::{self, Contribution, FileFacts, Survey};
+use crate::value::Value;
 
 /// Files larger than this are read by the writing thread itself, streamed,
 /// instead of being prepared whole by a worker.

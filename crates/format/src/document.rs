@@ -7,7 +7,8 @@ use std::fmt;
 use std::io::Read;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+
+use crate::value::{Map, Value};
 
 /// The top-level keys of a document except `conversations`, in file order.
 #[derive(Debug, Default)]

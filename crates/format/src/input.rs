@@ -5,14 +5,13 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 use crate::diagnostics::{Diagnostic, Findings, Severity};
 use crate::document::{self, ReadError, TopLevel};
 use crate::model::Conversation;
 use crate::path::JsonPath;
 use crate::position::{self, Position};
 use crate::validate::{self, FullFileCheck};
+use crate::value::{Map, Value};
 
 /// Files up to this size are read into memory (fast parsing, exact positions);
 /// larger full files are streamed.
@@ -324,7 +323,7 @@ pub fn validate_jsonl<R: BufRead>(reader: R) -> io::Result<Findings> {
     Ok(findings)
 }
 
-fn check_meta(findings: &mut Findings, map: &serde_json::Map<String, Value>) -> Option<u64> {
+fn check_meta(findings: &mut Findings, map: &Map<String, Value>) -> Option<u64> {
     let path = JsonPath::root().key("_meta");
     let Some(meta) = map.get("_meta").and_then(Value::as_object) else {
         findings.error(&path, "wrong_type", "`_meta` must be an object");

@@ -10,7 +10,8 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 use serde_json::ser::{CompactFormatter, Formatter};
-use serde_json::{Map, Value};
+
+use crate::value::{Map, Value};
 
 /// Writes `value` pretty-printed as if it sat `depth` levels deep in a larger
 /// document, so fragments can be concatenated into one file without re-parsing.
@@ -307,7 +308,7 @@ fn clean_chunks_len(_bytes: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json;
 
     #[test]
     fn pretty_output_matches_javascript_stringify() {

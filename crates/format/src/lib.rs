@@ -20,6 +20,7 @@ pub mod quality;
 pub mod render;
 pub mod survey;
 pub mod valence;
+pub mod value;
 pub mod validate;
 
 pub use diagnostics::{Diagnostic, Findings, Severity};

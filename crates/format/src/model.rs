@@ -1,10 +1,9 @@
 //! A conversation as a training file holds it: its id, dates, scaffolding and
 //! verbatim training pairs, read from an enriched file or a full file's entry.
 
-use serde_json::{Map, Value};
-
 use crate::quality::{ConversationFigures, ScaffoldingKeys};
 use crate::validate::is_uuid;
+use crate::value::{Map, Value};
 
 /// The `scaffolding` block of a full file's conversation: keys and display names.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -2,10 +2,10 @@
 //! file states about its conversations, computed one way everywhere.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 use crate::diagnostics::Findings;
 use crate::path::JsonPath;
+use crate::value::{Map, Value};
 
 /// Tiers on the 1–5 scale (spec `v4-format.md` §2.6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

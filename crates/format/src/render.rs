@@ -6,12 +6,12 @@
 use std::io::{self, Write};
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
 
 use crate::json::{push_indent, push_object, write_compact, write_pretty_at, Json, Layout};
 use crate::model::{has_target, Conversation};
 use crate::quality::{js_number, round2, ConversationFigures, QualityTier, Totals};
 use crate::validate::{FORMAT_SPEC, PAIR_KEYS};
+use crate::value::{Map, Value};
 
 /// The full-file `version` lora-files writes.
 pub const FILE_VERSION: &str = "4.0.0";
@@ -105,7 +105,7 @@ pub fn file_metadata(header: &FileHeader, totals: &Totals) -> Value {
     map.insert("total_conversations".into(), totals.conversations.into());
     map.insert("total_training_pairs".into(), totals.training_pairs.into());
     map.insert("total_turns".into(), totals.turns.into());
-    map.insert("quality_summary".into(), serde_json::to_value(totals.quality()).expect("plain data"));
+    map.insert("quality_summary".into(), crate::json!(totals.quality()));
     map.insert("scaffolding_distribution".into(), totals.distribution.to_value());
     Value::Object(map)
 }

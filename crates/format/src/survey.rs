@@ -14,10 +14,10 @@ use std::borrow::Cow;
 use serde::de::{Deserializer, IgnoredAny};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 use crate::model::{mean_score, Conversation};
 use crate::quality::{ConversationFigures, ScaffoldingKeys};
+use crate::value::{Map, Value};
 
 /// What one conversation says about the training file it goes into.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,8 +61,10 @@ pub struct Survey {
 /// memory; `None` when `text` is anything else or not of the expected types
 /// (read it the full way: that also explains what is wrong with it).
 pub fn survey(text: &[u8]) -> Option<Survey> {
-    // Texts the survey skips are not checked as UTF-8 here: the second pass does that.
-    let document: Document = serde_json::from_slice(text).ok()?;
+    // Checked as UTF-8 once, with a vectorised check, instead of serde_json
+    // checking each key it reads; text that is not UTF-8 is the second
+    // pass's to explain.
+    let document: Document = serde_json::from_str(simdutf8::basic::from_utf8(text).ok()?).ok()?;
     if document.conversations.is_some() || document.training_file_metadata.is_some() {
         return Some(document.full_file_survey());
     }
@@ -250,7 +252,7 @@ mod tests {
     fn a_null_file_metadata_still_makes_a_full_file() {
         let survey = survey(br#"{"training_file_metadata": null, "consultant_profile": {}}"#).unwrap();
         assert!(survey.conversations.is_empty(), "a full file without conversations, not one empty conversation");
-        assert_eq!(survey.file.consultant_profile, Some(serde_json::json!({})));
+        assert_eq!(survey.file.consultant_profile, Some(crate::json!({})));
     }
 
     #[test]

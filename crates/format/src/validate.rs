@@ -6,12 +6,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::{Map, Value};
-
 use crate::diagnostics::Findings;
 use crate::path::JsonPath;
 use crate::quality::QualityTier;
 use crate::valence;
+use crate::value::{Map, Value};
 
 /// The keys of a training pair, in the order the original writes them.
 pub const PAIR_KEYS: [&str; 10] = [
@@ -81,18 +80,6 @@ pub fn describe(value: &Value) -> String {
     }
 }
 
-/// `map.get(key)` for the small objects of these files: scanning a dozen
-/// short keys is cheaper than hashing the one looked for (serde_json's
-/// ordered map hashes with SipHash), and validation looks up a lot.
-fn lookup<'v>(map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
-    const SCAN_LIMIT: usize = 16;
-    if map.len() <= SCAN_LIMIT {
-        map.iter().find_map(|(k, v)| (k == key).then_some(v))
-    } else {
-        map.get(key)
-    }
-}
-
 /// Typed access that records a finding when the shape is wrong.
 struct Check<'f> {
     findings: &'f mut Findings,
@@ -110,7 +97,7 @@ impl<'f> Check<'f> {
     }
 
     fn field<'v>(&mut self, map: &'v Map<String, Value>, key: &'static str, path: &JsonPath) -> Option<&'v Value> {
-        let value = lookup(map, key);
+        let value = map.get(key);
         if value.is_none() {
             self.findings.error(&path.key(key), "missing_key", format!("required key `{key}` is missing"));
         }
@@ -170,7 +157,7 @@ impl<'f> Check<'f> {
 
     /// A score on the 1–5 scale, or null for "not scored".
     fn score(&mut self, map: &Map<String, Value>, key: &'static str, path: &JsonPath) -> Option<f64> {
-        match lookup(map, key) {
+        match map.get(key) {
             Some(Value::Null) => None,
             _ => self.number_in(map, key, path, 1.0, 5.0),
         }
@@ -411,7 +398,7 @@ fn check_pair<'v>(findings: &mut Findings, pair: &'v Value, path: &JsonPath, ind
     for key in PAIR_KEYS {
         check.field(pair, key, path);
     }
-    let turn = lookup(pair, "turn_number").and_then(|v| match v.as_i64() {
+    let turn = pair.get("turn_number").and_then(|v| match v.as_i64() {
         Some(n) if n >= 1 => Some(n),
         _ => {
             findings.error(&path.key("turn_number"), "wrong_type", format!("must be an integer ≥ 1, found {}", describe(v)));
@@ -419,8 +406,8 @@ fn check_pair<'v>(findings: &mut Findings, pair: &'v Value, path: &JsonPath, ind
         }
     });
     let mut check = Check { findings };
-    let id = lookup(pair, "id").and(check_optional_string(&mut check, pair, "id", path));
-    let conversation_id = lookup(pair, "conversation_id").and(check_optional_string(&mut check, pair, "conversation_id", path));
+    let id = pair.get("id").and(check_optional_string(&mut check, pair, "id", path));
+    let conversation_id = pair.get("conversation_id").and(check_optional_string(&mut check, pair, "conversation_id", path));
     // The original's pairs carry the template category as `conversation_id`
     // and `<category>_turn<n>` as `id`; lora-files keeps that `id` but puts
     // the conversation's real UUID in `conversation_id`.
@@ -433,7 +420,7 @@ fn check_pair<'v>(findings: &mut Findings, pair: &'v Value, path: &JsonPath, ind
         }
     }
 
-    let target = match lookup(pair, "target_response") {
+    let target = match pair.get("target_response") {
         None => None,
         Some(Value::Null) => Some(None),
         Some(Value::String(s)) if s.is_empty() => {
@@ -468,8 +455,8 @@ fn check_pair<'v>(findings: &mut Findings, pair: &'v Value, path: &JsonPath, ind
         }
     }
 
-    let emotions = lookup(pair, "emotional_context").and_then(|v| check_emotions(findings, v, &path.key("emotional_context")));
-    let metadata = lookup(pair, "conversation_metadata").and_then(|v| {
+    let emotions = pair.get("emotional_context").and_then(|v| check_emotions(findings, v, &path.key("emotional_context")));
+    let metadata = pair.get("conversation_metadata").and_then(|v| {
         let mut check = Check { findings };
         check.object(v, &path.key("conversation_metadata"))
     });
@@ -479,7 +466,7 @@ fn check_pair<'v>(findings: &mut Findings, pair: &'v Value, path: &JsonPath, ind
             check.non_empty_string(metadata, key, &path.key("conversation_metadata"));
         }
     }
-    let history = match lookup(pair, "conversation_history") {
+    let history = match pair.get("conversation_history") {
         Some(Value::Array(entries)) => Some(entries),
         Some(other) => {
             findings.error(&path.key("conversation_history"), "wrong_type", format!("must be an array, found {}", describe(other)));
@@ -490,7 +477,7 @@ fn check_pair<'v>(findings: &mut Findings, pair: &'v Value, path: &JsonPath, ind
     if let (Some(history), Some(turn)) = (history, turn) {
         check_history_shape(findings, history, turn, user_input, target, &path.key("conversation_history"), &path.key("current_user_input"));
     }
-    if let Some(training) = lookup(pair, "training_metadata") {
+    if let Some(training) = pair.get("training_metadata") {
         let topic_key = metadata.and_then(|m| m.get("training_topic_key")).and_then(Value::as_str);
         check_training_metadata(findings, training, &path.key("training_metadata"), turn, topic_key);
     }
@@ -524,7 +511,7 @@ fn check_emotions<'v>(findings: &mut Findings, value: &'v Value, path: &JsonPath
     let primary = check.non_empty_string(detected, "primary", &detected_path);
     check.number_in(detected, "primary_confidence", &detected_path, 0.0, 1.0);
     check.number_in(detected, "intensity", &detected_path, 0.0, 1.0);
-    match (lookup(detected, "secondary"), lookup(detected, "secondary_confidence")) {
+    match (detected.get("secondary"), detected.get("secondary_confidence")) {
         (Some(_), Some(_)) => {
             check.string(detected, "secondary", &detected_path);
             check.number_in(detected, "secondary_confidence", &detected_path, 0.0, 1.0);
@@ -656,16 +643,16 @@ fn check_history_replay(findings: &mut Findings, pair: &PairFacts, all: &[PairFa
         let Some(entry) = entry.as_object() else { continue };
         let entry_path = || path.key("conversation_history").index(k);
         if let Some((role, text)) = earlier.message() {
-            if lookup(entry, "role").and_then(Value::as_str).is_some_and(|r| r != role) {
+            if entry.get("role").and_then(Value::as_str).is_some_and(|r| r != role) {
                 findings.error(&entry_path().key("role"), "history_mismatch", format!("must be {role:?}: pair {} is a {role} message", k + 1));
             }
-            if lookup(entry, "content").and_then(Value::as_str).is_some_and(|c| c != text) {
+            if entry.get("content").and_then(Value::as_str).is_some_and(|c| c != text) {
                 findings.error(&entry_path().key("content"), "history_mismatch", format!("must repeat the text of pair {}", k + 1));
             }
         }
-        let (Some(state), Some(emotions)) = (lookup(entry, "emotional_state").and_then(Value::as_object), earlier.emotions) else { continue };
+        let (Some(state), Some(emotions)) = (entry.get("emotional_state").and_then(Value::as_object), earlier.emotions) else { continue };
         for key in ["primary", "secondary", "intensity"] {
-            if lookup(state, key) != lookup(emotions, key) && !numbers_equal(lookup(state, key), lookup(emotions, key)) {
+            if state.get(key) != emotions.get(key) && !numbers_equal(state.get(key), emotions.get(key)) {
                 findings.error(&entry_path().key("emotional_state").key(key), "history_mismatch", format!("must repeat `{key}` of pair {}", k + 1));
             }
         }
@@ -682,7 +669,7 @@ fn check_metadata_consistency(findings: &mut Findings, pair: &PairFacts, first: 
     let metadata_path = path.key("conversation_metadata");
     if let Some(first_metadata) = first.filter(|f| f.index != pair.index).and_then(|f| f.metadata) {
         for key in BASE_METADATA_KEYS.iter().chain(SCAFFOLDING_PAIR_KEYS.iter().map(|(k, _)| k)) {
-            if lookup(metadata, key) != lookup(first_metadata, key) {
+            if metadata.get(key) != first_metadata.get(key) {
                 findings.error(&metadata_path.key(*key), "metadata_varies", format!("`{key}` differs from the first pair's: it must be the same on every pair"));
             }
         }
@@ -729,7 +716,7 @@ fn check_roles(findings: &mut Findings, facts: &[PairFacts], path: &JsonPath) {
     let mut stated: Vec<Option<&str>> = vec![None; facts.last().map_or(0, |f| f.index + 1)];
     for pair in facts {
         for (k, entry) in pair.history.into_iter().flatten().enumerate() {
-            if let (Some(role), Some(slot)) = (entry.as_object().and_then(|e| lookup(e, "role")).and_then(Value::as_str), stated.get_mut(k)) {
+            if let (Some(role), Some(slot)) = (entry.as_object().and_then(|e| e.get("role")).and_then(Value::as_str), stated.get_mut(k)) {
                 slot.get_or_insert(role);
             }
         }

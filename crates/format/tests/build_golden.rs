@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use common::{fixture, fixtures};
 use lora_files_format::build::{build, BuildError, BuildOptions, BuildSummary, Stage};
-use serde_json::{json, Value};
+use lora_files_format::json;
+use lora_files_format::value::Value;
 
 fn options(name: &str) -> BuildOptions {
     BuildOptions {

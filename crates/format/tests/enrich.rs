@@ -35,7 +35,7 @@ fn david_reference() -> Reference {
         emotional_arc: Some(EmotionalArc::from_row(&arc.id, &arc.key, &arc.name, &arc.data)),
         training_topic: Some(TrainingTopic::from_row(&topic.id, &topic.key, &topic.name, &topic.data)),
         template: Some(Template::from_row(
-            &json!({"template_name": "Template - Shame → Acceptance - Financial Trauma", "emotional_arc_type": "shame_to_acceptance", "category": "therapeutic"}),
+            &json!({"template_name": "Template - Shame → Acceptance - Financial Trauma", "emotional_arc_type": "shame_to_acceptance", "category": "therapeutic"}).into(),
         )),
     }
 }

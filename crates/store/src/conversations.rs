@@ -3,7 +3,8 @@
 //! kept as its source, status `not_started`), listing and reading them.
 
 use bytes::Bytes;
-use serde_json::{json, Value};
+use lora_files_format::json;
+use lora_files_format::value::Value;
 use sha2::{Digest, Sha256};
 
 use lora_files_format::enrich::reference::input_parameters;

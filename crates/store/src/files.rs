@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use serde_json::Value;
+use lora_files_format::value::Value;
 
 use lora_files_format::input::read_enriched_bytes;
 use lora_files_format::model::Conversation;
@@ -201,7 +201,7 @@ impl Store {
                 min_quality_score: None,
                 max_quality_score: None,
                 human_reviewed_count: 0,
-                scaffolding_distribution: crate::records::JsonText(Value::Object(Default::default())),
+                scaffolding_distribution: crate::records::JsonText(serde_json::Value::Object(Default::default())),
                 status: "active".into(),
                 last_updated_at: Some(now.clone()),
                 created_by: Some(user.to_owned()),

@@ -2,7 +2,7 @@
 //! prompt templates. Shared by every user (not owner data); loaded from the
 //! seed NDJSON files by key, read by enrichment and listed by the API.
 
-use serde_json::Value;
+use lora_files_format::value::Value;
 
 use lora_files_format::enrich::reference::{EmotionalArc, Persona, Reference, SeedKind, SeedRow, Template, TrainingTopic};
 

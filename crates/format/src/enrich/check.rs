@@ -5,10 +5,10 @@
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use crate::diagnostics::Findings;
 use crate::path::JsonPath;
+use crate::value::{Map, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -255,7 +255,7 @@ fn check_emotional_context(issues: &mut Issues, context: Option<&Value>, path: &
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use crate::json;
 
     use super::*;
 

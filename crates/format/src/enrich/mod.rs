@@ -22,10 +22,10 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::input::read_enriched_bytes;
 use crate::model::Conversation;
+use crate::value::Value;
 use check::{Issue, ValidationReport};
 use reference::Reference;
 use source::Stage;

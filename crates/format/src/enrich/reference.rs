@@ -2,7 +2,7 @@
 //! arcs, training topics and templates, built from the seed rows (NDJSON
 //! objects) the catalogue keeps.
 
-use serde_json::{Map, Value};
+use crate::value::{Map, Value};
 
 fn text(row: &Value, key: &str) -> Option<String> {
     row.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
@@ -245,7 +245,7 @@ pub fn input_parameters(reference: &Reference, block: Option<&Map<String, Value>
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use crate::json;
 
     use super::*;
 

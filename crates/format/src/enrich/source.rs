@@ -3,9 +3,9 @@
 //! only where the repair is unambiguous; anything else is left for review.
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::position::Position;
+use crate::value::Value;
 
 /// How far along the pipeline a conversation file is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -160,7 +160,7 @@ mod tests {
     fn a_code_fence_and_trailing_commas_are_repaired() {
         let parsed = parse(b"```json\n{\"turns\": [1, 2,], \"a\": \"x,]\",}\n```\n").unwrap();
         assert_eq!(parsed.repairs, [Repair::CodeFence, Repair::TrailingComma]);
-        assert_eq!(parsed.document, serde_json::json!({"turns": [1, 2], "a": "x,]"}));
+        assert_eq!(parsed.document, crate::json!({"turns": [1, 2], "a": "x,]"}));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! turn, built from the conversation's turns and the catalogue's scaffolding,
 //! with the original's bugs fixed (see the module docs of [`super`]).
 
-use serde_json::{json, Map, Value};
+use crate::json;
+use crate::value::{Map, Value};
 
 use super::reference::{client_background, input_parameters, Reference};
 use super::{Settings, Subject};
