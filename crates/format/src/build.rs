@@ -3,7 +3,7 @@
 //! a failed build leaves no partial output.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Condvar, Mutex};
@@ -11,6 +11,7 @@ use std::sync::{mpsc, Condvar, Mutex};
 use chrono::{DateTime, Utc};
 use tempfile::NamedTempFile;
 
+use crate::batch::{BatchWriter, Chunk};
 use crate::diagnostics::Diagnostic;
 use crate::input::{self, FileKind, FileReport, Mode, ReadFailure};
 use crate::model::Conversation;
@@ -22,11 +23,6 @@ use crate::value::Value;
 /// Files larger than this are read by the writing thread itself, streamed,
 /// instead of being prepared whole by a worker.
 const PREPARE_LIMIT: u64 = 16 * 1024 * 1024;
-
-/// The outputs' write buffer: a build makes a few thousand writes instead of
-/// one per conversation, a tenth faster at 10 000 conversations. (1 MiB was
-/// measured slower than either on the build machine; docs/performance.md.)
-const WRITE_BUFFER: usize = 256 * 1024;
 
 /// Files a worker takes at a time.
 const BATCH: usize = 8;
@@ -169,8 +165,8 @@ impl HeaderFacts {
 /// The second pass: the outputs, written front to back behind a header that
 /// the first pass computed, and everything the header states computed again.
 struct Assembly {
-    json: BufWriter<NamedTempFile>,
-    jsonl: BufWriter<NamedTempFile>,
+    json: BatchWriter<NamedTempFile>,
+    jsonl: BatchWriter<NamedTempFile>,
     totals: Totals,
     facts: HeaderFacts,
     /// Conversation id → the file it came from (to name both on a duplicate).
@@ -199,10 +195,10 @@ impl Assembly {
             fragment = rerender(source, id, &suffix)?;
         }
         let io_error = |source| BuildError::Io { path: PathBuf::from("(temporary output)"), source };
-        self.json.write_all(render::fragment_separator(self.totals.conversations)).map_err(io_error)?;
-        self.json.write_all(&fragment.json).map_err(io_error)?;
-        self.jsonl.write_all(&fragment.jsonl).map_err(io_error)?;
         self.totals.add(&fragment.figures);
+        self.json.push(Chunk::Static(render::fragment_separator(self.totals.conversations - 1))).map_err(io_error)?;
+        self.json.push(Chunk::Owned(fragment.json)).map_err(io_error)?;
+        self.jsonl.push(Chunk::Owned(fragment.jsonl)).map_err(io_error)?;
         Ok(())
     }
 }
@@ -250,7 +246,7 @@ pub fn build(
         consultant_profile: facts.consultant_profile.clone().ok_or(BuildError::NoConsultantProfile)?,
     };
 
-    let temp = || NamedTempFile::new_in(out_dir).map(|file| BufWriter::with_capacity(WRITE_BUFFER, file)).map_err(io_at(out_dir));
+    let temp = || NamedTempFile::new_in(out_dir).map(BatchWriter::new).map_err(io_at(out_dir));
     let mut assembly = Assembly {
         json: temp()?,
         jsonl: temp()?,
@@ -259,10 +255,10 @@ pub fn build(
         seen: HashMap::new(),
         short_ids: HashSet::new(),
     };
-    assembly.json.write_all(&render::full_json_prefix(&header, &planned)).map_err(io_at(out_dir))?;
+    assembly.json.push(Chunk::Owned(render::full_json_prefix(&header, &planned))).map_err(io_at(out_dir))?;
     if options.jsonl_meta {
         let meta = render::jsonl_meta_line(&header.file_name, planned.training_pairs);
-        assembly.jsonl.write_all(&meta).map_err(io_at(out_dir))?;
+        assembly.jsonl.push(Chunk::Owned(meta)).map_err(io_at(out_dir))?;
     }
     let (mut warning_count, mut files_with_warnings, mut input_bytes) = (0, Vec::new(), 0);
     each_in_order(&files, prepare, |index, prepared| {
@@ -290,7 +286,7 @@ pub fn build(
         return Err(BuildError::InputsChanged);
     }
     let totals = assembly.totals;
-    assembly.json.write_all(render::full_json_suffix(totals.conversations)).map_err(io_at(out_dir))?;
+    assembly.json.push(Chunk::Static(render::full_json_suffix(totals.conversations))).map_err(io_at(out_dir))?;
     let json = finish_temp(assembly.json, out_dir)?;
     let jsonl = finish_temp(assembly.jsonl, out_dir)?;
 
@@ -503,6 +499,6 @@ fn checked(file: &Path, read: Result<FileReport, ReadFailure<BuildError>>) -> Re
 
 /// Flushes a temporary file. No fsync: nothing reads these until the final
 /// rename, which is what makes the outputs appear whole or not at all.
-fn finish_temp(writer: BufWriter<NamedTempFile>, dir: &Path) -> Result<NamedTempFile, BuildError> {
-    writer.into_inner().map_err(|e| BuildError::Io { path: dir.to_owned(), source: e.into_error() })
+fn finish_temp(writer: BatchWriter<NamedTempFile>, dir: &Path) -> Result<NamedTempFile, BuildError> {
+    writer.into_inner().map_err(|source| BuildError::Io { path: dir.to_owned(), source })
 }

@@ -7,6 +7,7 @@
 //! fragments into the two output files; [`quality`] computes what a file
 //! states about its conversations.
 
+pub mod batch;
 pub mod build;
 pub mod diagnostics;
 pub mod document;
