@@ -184,13 +184,27 @@ impl Json for Value {
 
 impl Json for Vec<Value> {
     fn push(&self, out: &mut Vec<u8>, layout: Layout) {
-        out.push(b'[');
-        for (i, item) in self.iter().enumerate() {
-            layout.nested().item(out, i == 0);
-            item.push(out, layout.nested());
-        }
-        layout.close(out, self.is_empty());
-        out.push(b']');
+        push_array(out, layout, self, |item, out, layout| item.push(out, layout));
+    }
+}
+
+/// An array of `items`, each written by `push_item` at the layout given.
+pub fn push_array<T>(out: &mut Vec<u8>, layout: Layout, items: &[T], mut push_item: impl FnMut(&T, &mut Vec<u8>, Layout)) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        layout.nested().item(out, i == 0);
+        push_item(item, out, layout.nested());
+    }
+    layout.close(out, items.is_empty());
+    out.push(b']');
+}
+
+/// Anything written by a function: a value [`push_object`] writes in place.
+pub struct Writer<F>(pub F);
+
+impl<F: Fn(&mut Vec<u8>, Layout)> Json for Writer<F> {
+    fn push(&self, out: &mut Vec<u8>, layout: Layout) {
+        (self.0)(out, layout)
     }
 }
 
@@ -203,6 +217,70 @@ impl Json for Map<String, Value> {
         layout.close(out, self.is_empty());
         out.push(b'}');
     }
+}
+
+/// Writes `value` twice in one walk: laid out by `layout` into `out`, and on
+/// one line into `compact`. Text is escaped once, for `out`, and the escaped
+/// bytes copied to `compact` (a build writes each pair to the full JSON and
+/// to the JSONL: escaping is most of what rendering costs).
+pub fn push_both(value: &Value, out: &mut Vec<u8>, layout: Layout, compact: &mut Vec<u8>) {
+    match value {
+        Value::Array(items) => {
+            out.push(b'[');
+            compact.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                layout.nested().item(out, i == 0);
+                Layout::Compact.item(compact, i == 0);
+                push_both(item, out, layout.nested(), compact);
+            }
+            layout.close(out, items.is_empty());
+            out.push(b']');
+            compact.push(b']');
+        }
+        Value::Object(map) => push_object_both(map, out, layout, compact, &[], |_| true),
+        scalar => {
+            let start = out.len();
+            scalar.push(out, layout);
+            compact.extend_from_slice(&out[start..]);
+        }
+    }
+}
+
+/// `map` laid out by `layout` into `out` and, in the same walk, on one line
+/// into `compact`: there the `leading` entries first, then the entries of
+/// `map` that `keep` selects, in `map`'s order.
+pub fn push_object_both(
+    map: &Map<String, Value>,
+    out: &mut Vec<u8>,
+    layout: Layout,
+    compact: &mut Vec<u8>,
+    leading: &[(&str, &dyn Json)],
+    keep: impl Fn(&str) -> bool,
+) {
+    out.push(b'{');
+    compact.push(b'{');
+    for (i, (key, value)) in leading.iter().enumerate() {
+        push_entry(compact, Layout::Compact, i == 0, key, *value);
+    }
+    let mut compact_first = leading.is_empty();
+    for (i, (key, value)) in map.iter().enumerate() {
+        if !keep(key) {
+            push_entry(out, layout, i == 0, key, value);
+            continue;
+        }
+        layout.nested().item(out, i == 0);
+        Layout::Compact.item(compact, compact_first);
+        compact_first = false;
+        let start = out.len();
+        push_str(out, key);
+        compact.extend_from_slice(&out[start..]);
+        out.extend_from_slice(layout.colon());
+        compact.push(b':');
+        push_both(value, out, layout.nested(), compact);
+    }
+    layout.close(out, map.is_empty());
+    out.push(b'}');
+    compact.push(b'}');
 }
 
 /// An object of the given entries, in order.
@@ -354,6 +432,17 @@ mod tests {
         });
         for layout in [Layout::Compact, Layout::Pretty(0), Layout::Pretty(3)] {
             assert_eq!(String::from_utf8(fast(&value, layout)).unwrap(), String::from_utf8(serde(&value, layout)).unwrap(), "{layout:?}");
+        }
+    }
+
+    #[test]
+    fn writing_both_layouts_at_once_gives_each_layout_alone() {
+        let value = json!({"a": [1, {"b": "→ \"é\"\n"}, [], {}], "c": null, "d": [true, "x"], "e": -2.5});
+        for depth in [0, 3] {
+            let (mut pretty, mut compact) = (b"prefix".to_vec(), Vec::new());
+            push_both(&value, &mut pretty, Layout::Pretty(depth), &mut compact);
+            assert_eq!(pretty[6..], serde(&value, Layout::Pretty(depth))[..]);
+            assert_eq!(compact, serde(&value, Layout::Compact));
         }
     }
 

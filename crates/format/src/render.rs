@@ -3,11 +3,12 @@
 //! fragments in order and a footer, so adding to a file never re-renders what
 //! it already holds.
 
+use std::cell::RefCell;
 use std::io::{self, Write};
 
 use chrono::{DateTime, Utc};
 
-use crate::json::{push_indent, push_object, write_compact, write_pretty_at, Json, Layout};
+use crate::json::{push_array, push_indent, push_object, push_object_both, write_compact, write_pretty_at, Json, Layout, Writer};
 use crate::model::{has_target, Conversation};
 use crate::quality::{js_number, round2, ConversationFigures, QualityTier, Totals};
 use crate::validate::{FORMAT_SPEC, PAIR_KEYS};
@@ -47,25 +48,52 @@ pub fn render_conversation_fragment(conversation: &Conversation, line_suffix: &s
     metadata.insert("quality_score".into(), figures.quality_score.map(|s| js_number(round2(s))).into());
     metadata.insert("scaffolding".into(), conversation.scaffolding.to_value());
 
+    // Each pair goes to the full JSON and, with a target, to the JSONL, in one walk.
+    let lines = RefCell::new(Vec::with_capacity(32 * 1024));
+    let pairs = Writer(|out: &mut Vec<u8>, layout: Layout| {
+        let lines = &mut *lines.borrow_mut();
+        push_array(out, layout, &conversation.training_pairs, |pair, out, layout| {
+            push_pair(pair, out, layout, lines, &conversation.conversation_id, line_suffix)
+        });
+    });
     let mut json = Vec::with_capacity(64 * 1024);
     push_indent(&mut json, 2);
-    let entry: [(&str, &dyn Json); 2] = [("conversation_metadata", &metadata), ("training_pairs", &conversation.training_pairs)];
+    let entry: [(&str, &dyn Json); 2] = [("conversation_metadata", &metadata), ("training_pairs", &pairs)];
     push_object(&mut json, Layout::Pretty(2), &entry);
-
-    let mut jsonl = Vec::with_capacity(32 * 1024);
-    for pair in conversation.training_pairs.iter().filter(|p| has_target(p)) {
-        push_jsonl_line(&mut jsonl, pair, &conversation.conversation_id, line_suffix);
-    }
-    Fragment { conversation_id: conversation.conversation_id.clone(), json, jsonl, figures }
+    Fragment { conversation_id: conversation.conversation_id.clone(), json, jsonl: lines.into_inner(), figures }
 }
 
-/// A JSONL record and its newline: the pair's 10 keys in the spec's order,
-/// `id` suffixed and `conversation_id` the conversation's real id (spec §3.3).
+/// A pair into the full JSON at `layout` and, when it has a target, its line
+/// into `lines`: the pair's 10 keys in the spec's order, `id` suffixed and
+/// `conversation_id` the conversation's real id (spec §3.3). When the pair's
+/// keys already come in that order (enrichment writes them so), both are
+/// written in one walk, escaping each text once.
+fn push_pair(pair: &Value, out: &mut Vec<u8>, layout: Layout, lines: &mut Vec<u8>, conversation_id: &str, suffix: &str) {
+    let line_key = |key: &str| PAIR_KEYS[2..].contains(&key);
+    match pair.as_object() {
+        Some(map) if has_target(pair) && map.keys().filter_map(|key| PAIR_KEYS[2..].iter().position(|k| k == key)).is_sorted() => {
+            let id = line_id(pair, suffix);
+            push_object_both(map, out, layout, lines, &[("id", &id), ("conversation_id", &conversation_id)], line_key);
+            lines.push(b'\n');
+        }
+        _ => {
+            pair.push(out, layout);
+            if has_target(pair) {
+                push_jsonl_line(lines, pair, conversation_id, suffix);
+            }
+        }
+    }
+}
+
+fn line_id(pair: &Value, suffix: &str) -> String {
+    format!("{}_{suffix}", pair.get("id").and_then(Value::as_str).unwrap_or_default())
+}
+
+/// A pair's JSONL line on its own (see [`push_pair`]).
 fn push_jsonl_line(out: &mut Vec<u8>, pair: &Value, conversation_id: &str, suffix: &str) {
-    let pair_id = pair.get("id").and_then(Value::as_str).unwrap_or_default();
-    let id = format!("{pair_id}_{suffix}");
+    let id = line_id(pair, suffix);
     let mut entries: Vec<(&str, &dyn Json)> = vec![("id", &id), ("conversation_id", &conversation_id)];
-    entries.extend(PAIR_KEYS[2..].iter().filter_map(|key| pair.get(*key).map(|value| (*key, value as &dyn Json))));
+    entries.extend(PAIR_KEYS[2..].iter().filter_map(|key| pair.get(key).map(|value| (*key, value as &dyn Json))));
     push_object(out, Layout::Compact, &entries);
     out.push(b'\n');
 }
@@ -147,4 +175,54 @@ pub fn write_full_json<W: Write>(mut out: W, header: &FileHeader, totals: &Total
         out.write_all(fragment)?;
     }
     out.write_all(full_json_suffix(fragments.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json;
+    use crate::json::write_compact;
+
+    /// The fragment of a conversation with these pairs, and what it must be:
+    /// the pairs pretty-printed as they came, and a line per pair with a
+    /// target holding the spec's keys in the spec's order.
+    fn rendered_and_expected(pairs: Vec<Value>) -> ((Vec<u8>, Vec<u8>), (Vec<u8>, Vec<u8>)) {
+        let conversation = Conversation { training_pairs: pairs.clone(), ..Conversation::from_enriched(Map::new()) };
+        let fragment = render_conversation_fragment(&conversation, "abcd1234");
+
+        let mut pairs_json = Vec::new();
+        write_pretty_at(&mut pairs_json, &pairs, 3).unwrap();
+        let mut lines = Vec::new();
+        for pair in pairs.iter().filter(|p| has_target(p)) {
+            let mut line = Map::new();
+            line.insert("id".into(), format!("{}_abcd1234", pair["id"].as_str().unwrap()).into());
+            line.insert("conversation_id".into(), conversation.conversation_id.clone().into());
+            for key in &PAIR_KEYS[2..] {
+                if let Some(value) = pair.get(key) {
+                    line.insert((*key).into(), value.clone());
+                }
+            }
+            write_compact(&mut lines, &line).unwrap();
+            lines.push(b'\n');
+        }
+        let json = fragment.json;
+        let start = json.windows(18).position(|w| w == b"\"training_pairs\": ").unwrap() + 18;
+        ((json[start..json.len() - 6].to_vec(), fragment.jsonl), (pairs_json, lines))
+    }
+
+    #[test]
+    fn pairs_in_any_key_order_render_as_each_output_alone_would() {
+        let in_order = json!({"id": "p1", "conversation_id": "c", "turn_number": 1, "system_prompt": "Be \"kind\"\n",
+            "conversation_history": [{"role": "user", "content": "→ é"}], "current_user_input": "hi", "target_response": "hello", "training_metadata": {"q": [1, 2.5]}});
+        let mut reordered = Map::new();
+        for (key, value) in in_order.as_object().unwrap().iter().rev() {
+            reordered.insert(key.clone(), value.clone());
+        }
+        let mut with_extra = in_order.clone();
+        with_extra.as_object_mut().unwrap().insert("reviewer".into(), json!({"x": null}));
+        let no_target = json!({"id": "p0", "turn_number": 0, "target_response": null, "extra": []});
+        let (rendered, expected) = rendered_and_expected(vec![no_target, in_order, Value::Object(reordered), with_extra]);
+        assert_eq!(String::from_utf8(rendered.0).unwrap(), String::from_utf8(expected.0).unwrap());
+        assert_eq!(String::from_utf8(rendered.1).unwrap(), String::from_utf8(expected.1).unwrap());
+    }
 }
