@@ -8,6 +8,7 @@ use std::io::Read;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use crate::parse;
 use crate::value::{Map, Value};
 
 /// The top-level keys of a document except `conversations`, in file order.
@@ -34,11 +35,16 @@ pub fn read_slice<E>(
     text: &[u8],
     on_conversation: impl FnMut(usize, Value) -> Result<(), E>,
 ) -> Result<TopLevel, ReadError<E>> {
-    // Text checked once up front (a fast, vectorised check) spares serde_json
-    // checking each string again; text that is not UTF-8 is left to the
-    // slice reader, which reports where it breaks.
+    // Text checked once up front (a fast, vectorised check) spares checking
+    // each string again; text that is not UTF-8 is left to the slice reader,
+    // which reports where it breaks. A document without `conversations` (an
+    // enriched conversation) takes the fast path; whatever that refuses,
+    // serde_json reads or explains.
     match simdutf8::basic::from_utf8(text) {
-        Ok(text) => read_with(&mut serde_json::Deserializer::from_str(text), on_conversation),
+        Ok(text) => match parse::parse(text, Some("conversations")) {
+            Some(Value::Object(fields)) => Ok(TopLevel { keys: fields.keys().cloned().collect(), fields, conversations: None }),
+            _ => read_with(&mut serde_json::Deserializer::from_str(text), on_conversation),
+        },
         Err(_) => read_with(&mut serde_json::Deserializer::from_slice(text), on_conversation),
     }
 }

@@ -346,8 +346,9 @@ fn needs_escape(byte: u8) -> bool {
     byte < 0x20 || byte == b'"' || byte == b'\\'
 }
 
-/// How many leading bytes need no escaping.
-fn clean_prefix_len(bytes: &[u8]) -> usize {
+/// How many leading bytes need no escaping: where a JSON string's text
+/// runs up to its closing quote or next escape, when reading.
+pub(crate) fn clean_prefix_len(bytes: &[u8]) -> usize {
     let clean = clean_chunks_len(bytes);
     clean + bytes[clean..].iter().position(|&b| needs_escape(b)).unwrap_or(bytes.len() - clean)
 }

@@ -15,6 +15,7 @@ pub mod enrich;
 pub mod input;
 pub mod json;
 pub mod model;
+pub mod parse;
 pub mod path;
 pub mod position;
 pub mod quality;

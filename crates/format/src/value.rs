@@ -119,7 +119,7 @@ impl Map<String, Value> {
 
     /// From entries as a parser met them: a repeated key keeps its first
     /// position and takes the last value, as in serde_json.
-    fn from_parsed(mut entries: Vec<(String, Value)>) -> Self {
+    pub(crate) fn from_parsed(mut entries: Vec<(String, Value)>) -> Self {
         if has_duplicate_keys(&entries) {
             let mut merged = Self::with_capacity(entries.len());
             for (key, value) in entries.drain(..) {
@@ -133,7 +133,7 @@ impl Map<String, Value> {
 
 /// Whether a key repeats: by comparing pairs in the small objects these files
 /// are made of, by hashing in larger ones.
-fn has_duplicate_keys(entries: &[(String, Value)]) -> bool {
+pub(crate) fn has_duplicate_keys(entries: &[(String, Value)]) -> bool {
     const PAIRWISE_LIMIT: usize = 32;
     if entries.len() <= PAIRWISE_LIMIT {
         return entries.iter().enumerate().any(|(i, (key, _))| entries[..i].iter().any(|(k, _)| k == key));

@@ -1,0 +1,326 @@
+//! A fast path for reading a document into a [`Value`]: text is skipped
+//! sixteen bytes at a time to the next quote, backslash or control byte
+//! (the scan the writer uses to escape), where serde_json looks at eight
+//! and then builds each value through serde's visitors.
+//!
+//! It takes well-formed JSON only and answers `None` for anything else —
+//! and for anything unusual: a lone surrogate, nesting deeper than
+//! serde_json allows. Numbers other than plain integers are serde_json's
+//! to read. The caller then reads
+//! the text with serde_json, which is the reference: it gives the same value
+//! where this one gives up, and explains what is wrong with bad input.
+//! Tests hold the two to the same values.
+
+use crate::json::clean_prefix_len;
+use crate::value::{has_duplicate_keys, Map, Number, Value};
+
+/// The deepest nesting serde_json reads (its limit counts 128 levels down
+/// to zero): deeper documents are its to refuse.
+const MAX_DEPTH: usize = 127;
+
+/// `text` as a value, or `None` (see the module documentation). An object
+/// at the top that holds `stop_at_key` is given up as soon as the key is
+/// read, so a caller can stream what such documents hold instead; so is one
+/// that repeats a key (a caller may want to hear of each).
+pub fn parse(text: &str, stop_at_key: Option<&str>) -> Option<Value> {
+    let mut parser = Parser { text, bytes: text.as_bytes(), at: 0, depth: 0, stop_at_key };
+    let value = parser.value()?;
+    parser.skip_whitespace();
+    (parser.at == parser.bytes.len()).then_some(value)
+}
+
+struct Parser<'t> {
+    text: &'t str,
+    bytes: &'t [u8],
+    at: usize,
+    depth: usize,
+    stop_at_key: Option<&'t str>,
+}
+
+impl Parser<'_> {
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.at) {
+            self.at += 1;
+            // Indentation, eight spaces at a time.
+            while self.bytes.get(self.at..self.at + 8) == Some(b"        ") {
+                self.at += 8;
+            }
+        }
+    }
+
+    /// The next byte after white space, consumed.
+    fn next(&mut self) -> Option<u8> {
+        self.skip_whitespace();
+        let byte = *self.bytes.get(self.at)?;
+        self.at += 1;
+        Some(byte)
+    }
+
+    fn value(&mut self) -> Option<Value> {
+        match self.next()? {
+            b'{' => self.nested(Self::object),
+            b'[' => self.nested(Self::array),
+            b'"' => self.string().map(Value::String),
+            b't' => self.literal(b"rue", Value::Bool(true)),
+            b'f' => self.literal(b"alse", Value::Bool(false)),
+            b'n' => self.literal(b"ull", Value::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn nested(&mut self, container: fn(&mut Self) -> Option<Value>) -> Option<Value> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
+        let value = container(self);
+        self.depth -= 1;
+        value
+    }
+
+    fn literal(&mut self, rest: &[u8], value: Value) -> Option<Value> {
+        let end = self.at + rest.len();
+        (self.bytes.get(self.at..end)? == rest).then(|| {
+            self.at = end;
+            value
+        })
+    }
+
+    /// After `{`.
+    fn object(&mut self) -> Option<Value> {
+        let mut entries = Vec::new();
+        match self.next()? {
+            b'}' => return Some(Value::Object(Map::new())),
+            b'"' => {}
+            _ => return None,
+        }
+        loop {
+            let key = self.string()?;
+            if self.depth == 1 && self.stop_at_key == Some(key.as_str()) {
+                return None;
+            }
+            if self.next()? != b':' {
+                return None;
+            }
+            entries.push((key, self.value()?));
+            match self.next()? {
+                b',' if self.next()? == b'"' => {}
+                b'}' if self.depth == 1 && has_duplicate_keys(&entries) => return None,
+                b'}' => return Some(Value::Object(Map::from_parsed(entries))),
+                _ => return None,
+            }
+        }
+    }
+
+    /// After `[`.
+    fn array(&mut self) -> Option<Value> {
+        let mut items = Vec::new();
+        self.skip_whitespace();
+        if self.bytes.get(self.at) == Some(&b']') {
+            self.at += 1;
+            return Some(Value::Array(items));
+        }
+        loop {
+            items.push(self.value()?);
+            match self.next()? {
+                b',' => {}
+                b']' => return Some(Value::Array(items)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// After the opening quote; through the closing one.
+    fn string(&mut self) -> Option<String> {
+        let mut start = self.at;
+        let mut owned = String::new();
+        loop {
+            self.at += clean_prefix_len(&self.bytes[self.at..]);
+            match *self.bytes.get(self.at)? {
+                b'"' => {
+                    // Byte positions next to ASCII are always character boundaries.
+                    let tail = &self.text[start..self.at];
+                    self.at += 1;
+                    return Some(if owned.is_empty() {
+                        tail.to_owned()
+                    } else {
+                        owned.push_str(tail);
+                        owned
+                    });
+                }
+                b'\\' => {
+                    owned.push_str(&self.text[start..self.at]);
+                    self.at += 1;
+                    self.escape(&mut owned)?;
+                    start = self.at;
+                }
+                _ => return None, // a control byte: not allowed in JSON text
+            }
+        }
+    }
+
+    /// After a backslash.
+    fn escape(&mut self, out: &mut String) -> Option<()> {
+        let byte = *self.bytes.get(self.at)?;
+        self.at += 1;
+        out.push(match byte {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let unit = self.hex4()?;
+                match unit {
+                    0xd800..=0xdbff => {
+                        // A pair: `\uD83D\uDE00`; a lone half is serde_json's to judge.
+                        if self.bytes.get(self.at..self.at + 2)? != b"\\u" {
+                            return None;
+                        }
+                        self.at += 2;
+                        let low = self.hex4()?;
+                        if !(0xdc00..=0xdfff).contains(&low) {
+                            return None;
+                        }
+                        char::from_u32(0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00))?
+                    }
+                    _ => char::from_u32(unit)?,
+                }
+            }
+            _ => return None,
+        });
+        Some(())
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = self.text.get(self.at..self.at + 4)?;
+        if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        self.at += 4;
+        u32::from_str_radix(digits, 16).ok()
+    }
+
+    /// After the first character of a number. Non-negative integers are
+    /// read here; anything else is handed to serde_json, so fractions and
+    /// exponents round exactly as it rounds them.
+    fn number(&mut self) -> Option<Value> {
+        let start = self.at - 1;
+        let len = self.bytes[start..].iter().position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'));
+        let text = &self.text[start..start + len.unwrap_or(self.bytes.len() - start)];
+        self.at = start + text.len();
+        let plain = text.bytes().all(|b| b.is_ascii_digit()) && (text == "0" || !text.starts_with('0'));
+        let number = match text.parse::<u64>() {
+            Ok(n) if plain => Number::from(n),
+            _ => serde_json::from_str::<Number>(text).ok()?,
+        };
+        Some(Value::Number(number))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What serde_json reads, or `None` where it refuses.
+    fn reference(text: &str) -> Option<Value> {
+        serde_json::from_str(text).ok()
+    }
+
+    /// The fast path either agrees with serde_json or gives up.
+    fn agrees(text: &str) -> bool {
+        match parse(text, None) {
+            Some(value) => reference(text).as_ref() == Some(&value) && value.to_string() == reference(text).unwrap().to_string(),
+            None => true,
+        }
+    }
+
+    #[test]
+    fn reads_the_bundled_conversations_as_serde_json_does() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/enriched");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            let value = parse(&text, None).expect("a well-formed file is read");
+            assert_eq!(value.to_string(), reference(&text).unwrap().to_string());
+        }
+    }
+
+    #[test]
+    fn text_with_every_escape_reads_as_serde_json_reads_it() {
+        for text in [
+            r#""plain""#,
+            r#""""#,
+            r#""a\"b\\c\/d\b\f\n\r\t e""#,
+            r#""\u0000\u001f\u00e9\u20AC\uD83D\uDE00 end""#,
+            "\"é → 😀 raw\"",
+            r#"{"k\n":"v","":[]}"#,
+        ] {
+            assert!(parse(text, None).is_some(), "{text}");
+            assert!(agrees(text), "{text}");
+        }
+        for escape_at in 0..40 {
+            let text = format!("\"{}\\n{}\"", "x".repeat(escape_at), "é".repeat(9));
+            assert_eq!(parse(&text, None), reference(&text), "{text}");
+        }
+    }
+
+    #[test]
+    fn numbers_read_as_serde_json_reads_them() {
+        for (text, read) in [
+            ("0", true),
+            ("42", true),
+            ("-7", true),
+            ("18446744073709551615", true),
+            ("-9223372036854775808", true),
+            ("18446744073709551616", true),
+            ("2.5", true),
+            ("0.1", true),
+            ("4.56", true),
+            ("1e3", true),
+            ("-1.5E-7", true),
+            ("-0", true),
+            ("1e400", false),
+            ("01", false),
+            ("-", false),
+            ("1-2", false),
+            ("1.", false),
+            ("[1,2.5,-3]", true),
+        ] {
+            assert_eq!(parse(text, None).is_some(), read, "{text}");
+            assert!(agrees(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn gives_up_on_everything_serde_json_refuses() {
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        for text in [
+            "", " ", "{", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "{1:2}", "[1 2]", "tru", "nul", "\"open", "\"bad \\x escape\"",
+            "\"tab\tinside\"", "\"\\uD800\"", "\"\\uDC00\"", "\"\\u12\"", "{} {}", "[]x", &deep,
+        ] {
+            assert_eq!(parse(text, None), None, "{text:?}");
+        }
+        let deepest_allowed = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(agrees(&deepest_allowed) && parse(&deepest_allowed, None).is_some());
+    }
+
+    #[test]
+    fn white_space_anywhere_and_repeated_keys_as_serde_json() {
+        for text in [" {\r\n\t\"a\" : [ 1 , { } , [ ] , null , true , false ] , \"b\" : \"x\" } \n", r#"[{"a":1,"b":2,"a":3}]"#] {
+            assert!(parse(text, None).is_some(), "{text}");
+            assert!(agrees(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn stops_at_the_key_it_is_told_to_leave_to_a_stream() {
+        assert_eq!(parse(r#"{"a":1,"conversations":[]}"#, Some("conversations")), None);
+        assert!(parse(r#"{"a":{"conversations":[]}}"#, Some("conversations")).is_some());
+        assert_eq!(parse(r#"{"a":1,"a":2}"#, None), None);
+        assert!(parse(r#"{"a":{"b":1,"b":2}}"#, None).is_some());
+    }
+}
