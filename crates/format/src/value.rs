@@ -14,6 +14,7 @@
 //! through serde (`serde_json::from_str::<Value>`) and out through
 //! [`crate::json`] or `Serialize`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::{Index, IndexMut};
 
@@ -214,7 +215,13 @@ impl Value {
             return Some(self);
         }
         let tokens = pointer.strip_prefix('/')?.split('/');
-        tokens.map(|token| token.replace("~1", "/").replace("~0", "~")).try_fold(self, |target, token| match target {
+        fn unescape(token: &str) -> Cow<'_, str> {
+            match token.contains('~') {
+                true => Cow::Owned(token.replace("~1", "/").replace("~0", "~")),
+                false => Cow::Borrowed(token),
+            }
+        }
+        tokens.map(unescape).try_fold(self, |target, token| match target {
             Value::Object(map) => map.get(&token),
             Value::Array(items) => token.parse::<usize>().ok().and_then(|i| items.get(i)),
             _ => None,
