@@ -434,7 +434,7 @@ fn record_difference(record: &Value, pair: &Value, conversation_id: &str) -> Opt
     if record.get("conversation_id").and_then(Value::as_str) != Some(conversation_id) {
         return Some(root.key("conversation_id"));
     }
-    validate::PAIR_KEYS[2..].iter().find(|key| record.get(**key) != pair.get(**key)).map(|key| root.key(*key))
+    validate::PAIR_KEYS[2..].iter().find(|key| record.get(key) != pair.get(key)).map(|key| root.key(*key))
 }
 
 /// Reads an enriched conversation held in memory (the store's sources):

@@ -183,10 +183,17 @@ mod tests {
     use crate::json;
     use crate::json::write_compact;
 
+    /// A fragment's pairs in the full JSON and its JSONL lines.
+    #[derive(Debug, PartialEq)]
+    struct Outputs {
+        pairs: String,
+        lines: String,
+    }
+
     /// The fragment of a conversation with these pairs, and what it must be:
     /// the pairs pretty-printed as they came, and a line per pair with a
     /// target holding the spec's keys in the spec's order.
-    fn rendered_and_expected(pairs: Vec<Value>) -> ((Vec<u8>, Vec<u8>), (Vec<u8>, Vec<u8>)) {
+    fn rendered_and_expected(pairs: Vec<Value>) -> (Outputs, Outputs) {
         let conversation = Conversation { training_pairs: pairs.clone(), ..Conversation::from_enriched(Map::new()) };
         let fragment = render_conversation_fragment(&conversation, "abcd1234");
 
@@ -205,9 +212,10 @@ mod tests {
             write_compact(&mut lines, &line).unwrap();
             lines.push(b'\n');
         }
-        let json = fragment.json;
-        let start = json.windows(18).position(|w| w == b"\"training_pairs\": ").unwrap() + 18;
-        ((json[start..json.len() - 6].to_vec(), fragment.jsonl), (pairs_json, lines))
+        let json = String::from_utf8(fragment.json).unwrap();
+        let start = json.find("\"training_pairs\": ").unwrap() + "\"training_pairs\": ".len();
+        let rendered = Outputs { pairs: json[start..json.len() - 6].to_owned(), lines: String::from_utf8(fragment.jsonl).unwrap() };
+        (rendered, Outputs { pairs: String::from_utf8(pairs_json).unwrap(), lines: String::from_utf8(lines).unwrap() })
     }
 
     #[test]
@@ -222,7 +230,6 @@ mod tests {
         with_extra.as_object_mut().unwrap().insert("reviewer".into(), json!({"x": null}));
         let no_target = json!({"id": "p0", "turn_number": 0, "target_response": null, "extra": []});
         let (rendered, expected) = rendered_and_expected(vec![no_target, in_order, Value::Object(reordered), with_extra]);
-        assert_eq!(String::from_utf8(rendered.0).unwrap(), String::from_utf8(expected.0).unwrap());
-        assert_eq!(String::from_utf8(rendered.1).unwrap(), String::from_utf8(expected.1).unwrap());
+        assert_eq!(rendered, expected);
     }
 }

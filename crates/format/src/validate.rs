@@ -954,7 +954,7 @@ fn check_quality_summary(findings: &mut Findings, value: Option<&Value>, path: &
     let Some(summary) = check.object(value, path) else { return };
     let figures: Vec<Option<f64>> = ["avg_quality_score", "min_quality_score", "max_quality_score"]
         .iter()
-        .map(|key| match summary.get(*key) {
+        .map(|key| match summary.get(key) {
             Some(Value::Null) => None,
             Some(v) if v.is_number() => v.as_f64(),
             Some(other) => {

@@ -389,7 +389,7 @@ macro_rules! eq_integer {
     ($($t:ty),*) => {$(
         impl PartialEq<$t> for Value {
             fn eq(&self, other: &$t) -> bool {
-                *self == Value::from(*other)
+                matches!(self, Value::Number(n) if *n == Number::from(*other))
             }
         }
     )*};

@@ -163,7 +163,7 @@ pub struct Template {
 impl Template {
     pub fn from_row(data: &Value) -> Self {
         let skills = ["demonstrates_skills", "skills"].iter().find_map(|key| {
-            let list: Vec<String> = data.get(*key)?.as_array()?.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect();
+            let list: Vec<String> = data.get(key)?.as_array()?.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect();
             (!list.is_empty()).then_some(list)
         });
         Self { name: text(data, "template_name"), category: text(data, "category").unwrap_or_default(), skills }
