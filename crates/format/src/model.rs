@@ -174,7 +174,7 @@ impl Conversation {
             let scores: Vec<f64> = self
                 .training_pairs
                 .iter()
-                .filter_map(|p| p.pointer("/training_metadata/quality_score").and_then(Value::as_f64))
+                .filter_map(|p| training(p, "quality_score").and_then(Value::as_f64))
                 .collect();
             mean_score(&scores)
         })
@@ -187,7 +187,7 @@ impl Conversation {
             human_reviewed_pairs: self
                 .training_pairs
                 .iter()
-                .filter(|p| p.pointer("/training_metadata/human_reviewed") == Some(&Value::Bool(true)))
+                .filter(|p| training(p, "human_reviewed") == Some(&Value::Bool(true)))
                 .count(),
             quality_score: self.effective_score(),
             scaffolding: self.scaffolding.keys(),
@@ -198,6 +198,11 @@ impl Conversation {
 /// The mean of a conversation's pair scores; `None` when none is scored.
 pub fn mean_score(scores: &[f64]) -> Option<f64> {
     (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64)
+}
+
+/// `training_metadata.<key>` of a pair.
+fn training<'p>(pair: &'p Value, key: &str) -> Option<&'p Value> {
+    pair.get("training_metadata")?.get(key)
 }
 
 /// A pair a trainer receives: its `target_response` is a string.
