@@ -4,15 +4,15 @@
 //! order-preserving map is an index map: every key parsed is hashed with
 //! SipHash and every object carries a hash table besides its entries. The
 //! objects of training data are small (a pair has ten keys, a history turn
-//! two), and a build parses hundreds of thousands of them: a vector scanned
+//! four), and a build parses hundreds of thousands of them: a vector scanned
 //! by key parses these files about 40 % faster and keeps lookups as fast.
 //! Large objects stay correct (duplicate keys are merged as serde_json
 //! merges them: the first position, the last value), only lookups in them
 //! are linear.
 //!
 //! Converting from and to `serde_json::Value` keeps the order; text goes in
-//! through serde (`serde_json::from_str::<Value>`) and out through
-//! [`crate::json`] or `Serialize`.
+//! through [`crate::parse`] or serde (`serde_json::from_str::<Value>`) and
+//! out through [`crate::json`] or `Serialize`.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -44,7 +44,9 @@ pub enum Value {
     Object(Map<String, Value>),
 }
 
-/// A JSON object: its entries in document order, each key once.
+/// A JSON object: its entries in document order, each key once. (Generic
+/// only in name, so that code written against serde_json's
+/// `Map<String, Value>` reads the same.)
 #[derive(Clone, Default)]
 pub struct Map<K, V> {
     entries: Vec<(K, V)>,
