@@ -8,6 +8,7 @@
 //! value in both layouts in one walk, escaping each text once.
 
 use std::io::{self, Write};
+use std::ops::Range;
 
 use serde::Serialize;
 use serde_json::ser::{CompactFormatter, Formatter};
@@ -170,27 +171,79 @@ pub trait Json {
 
 impl Json for Value {
     fn push(&self, out: &mut Vec<u8>, layout: Layout) {
-        match self {
-            Value::Null => out.extend_from_slice(b"null"),
-            Value::Bool(true) => out.extend_from_slice(b"true"),
-            Value::Bool(false) => out.extend_from_slice(b"false"),
-            // Numbers are rare and short: serde_json formats them, so they match to the byte.
-            Value::Number(number) => serde_json::to_writer(&mut *out, number).expect("writing to a Vec cannot fail"),
-            Value::String(text) => push_str(out, text),
-            Value::Array(items) => items.push(out, layout),
-            Value::Object(map) => map.push(out, layout),
-        }
+        push_value(self, out, layout, &mut Repeats::default());
     }
 }
 
 impl Json for Vec<Value> {
     fn push(&self, out: &mut Vec<u8>, layout: Layout) {
-        push_array(out, layout, self, |item, out, layout| item.push(out, layout));
+        let repeats = &mut Repeats::default();
+        push_array(out, layout, self, |item, out, layout| push_value(item, out, layout, repeats));
     }
 }
 
+impl Json for Map<String, Value> {
+    fn push(&self, out: &mut Vec<u8>, layout: Layout) {
+        push_map(self, out, layout, &mut Repeats::default());
+    }
+}
+
+/// Texts already escaped into one output buffer, so that a repeat is
+/// copied instead of escaped again: a conversation's history repeats every
+/// earlier message, and every pair its system prompt and metadata.
+#[derive(Default)]
+pub struct Repeats<'v> {
+    seen: Vec<(&'v str, Range<usize>)>,
+}
+
+impl<'v> Repeats<'v> {
+    /// Shorter texts are escaped each time: looking them up would cost as much.
+    const MIN_LEN: usize = 64;
+
+    /// `text` escaped into `out`, which must be the buffer every earlier text was pushed to.
+    fn push(&mut self, out: &mut Vec<u8>, text: &'v str) {
+        if text.len() < Self::MIN_LEN {
+            return push_str(out, text);
+        }
+        match self.seen.iter().find(|(seen, _)| seen.len() == text.len() && *seen == text) {
+            Some((_, written)) => out.extend_from_within(written.clone()),
+            None => {
+                let start = out.len();
+                push_str(out, text);
+                self.seen.push((text, start..out.len()));
+            }
+        }
+    }
+}
+
+/// [`Json::push`] of a value, with the texts of one output buffer.
+pub fn push_value<'v>(value: &'v Value, out: &mut Vec<u8>, layout: Layout, repeats: &mut Repeats<'v>) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        // Numbers are rare and short: serde_json formats them, so they match to the byte.
+        Value::Number(number) => serde_json::to_writer(&mut *out, number).expect("writing to a Vec cannot fail"),
+        Value::String(text) => repeats.push(out, text),
+        Value::Array(items) => push_array(out, layout, items, |item, out, layout| push_value(item, out, layout, repeats)),
+        Value::Object(map) => push_map(map, out, layout, repeats),
+    }
+}
+
+fn push_map<'v>(map: &'v Map<String, Value>, out: &mut Vec<u8>, layout: Layout, repeats: &mut Repeats<'v>) {
+    out.push(b'{');
+    for (i, (key, value)) in map.iter().enumerate() {
+        layout.nested().item(out, i == 0);
+        push_str(out, key);
+        out.extend_from_slice(layout.colon());
+        push_value(value, out, layout.nested(), repeats);
+    }
+    layout.close(out, map.is_empty());
+    out.push(b'}');
+}
+
 /// An array of `items`, each written by `push_item` at the layout given.
-pub fn push_array<T>(out: &mut Vec<u8>, layout: Layout, items: &[T], mut push_item: impl FnMut(&T, &mut Vec<u8>, Layout)) {
+pub fn push_array<'a, T>(out: &mut Vec<u8>, layout: Layout, items: &'a [T], mut push_item: impl FnMut(&'a T, &mut Vec<u8>, Layout)) {
     out.push(b'[');
     for (i, item) in items.iter().enumerate() {
         layout.nested().item(out, i == 0);
@@ -209,22 +262,11 @@ impl<F: Fn(&mut Vec<u8>, Layout)> Json for Writer<F> {
     }
 }
 
-impl Json for Map<String, Value> {
-    fn push(&self, out: &mut Vec<u8>, layout: Layout) {
-        out.push(b'{');
-        for (i, (key, value)) in self.iter().enumerate() {
-            push_entry(out, layout, i == 0, key, value);
-        }
-        layout.close(out, self.is_empty());
-        out.push(b'}');
-    }
-}
-
 /// Writes `value` twice in one walk: laid out by `layout` into `out`, and on
 /// one line into `compact`. Text is escaped once, for `out`, and the escaped
 /// bytes copied to `compact` (a build writes each pair to the full JSON and
 /// to the JSONL: escaping is most of what rendering costs).
-pub fn push_both(value: &Value, out: &mut Vec<u8>, layout: Layout, compact: &mut Vec<u8>) {
+pub fn push_both<'v>(value: &'v Value, out: &mut Vec<u8>, layout: Layout, compact: &mut Vec<u8>, repeats: &mut Repeats<'v>) {
     match value {
         Value::Array(items) => {
             out.push(b'[');
@@ -232,16 +274,16 @@ pub fn push_both(value: &Value, out: &mut Vec<u8>, layout: Layout, compact: &mut
             for (i, item) in items.iter().enumerate() {
                 layout.nested().item(out, i == 0);
                 Layout::Compact.item(compact, i == 0);
-                push_both(item, out, layout.nested(), compact);
+                push_both(item, out, layout.nested(), compact, repeats);
             }
             layout.close(out, items.is_empty());
             out.push(b']');
             compact.push(b']');
         }
-        Value::Object(map) => push_object_both(map, out, layout, compact, &[], |_| true),
+        Value::Object(map) => push_object_both(map, out, layout, compact, &[], |_| true, repeats),
         scalar => {
             let start = out.len();
-            scalar.push(out, layout);
+            push_value(scalar, out, layout, repeats);
             compact.extend_from_slice(&out[start..]);
         }
     }
@@ -250,13 +292,14 @@ pub fn push_both(value: &Value, out: &mut Vec<u8>, layout: Layout, compact: &mut
 /// `map` laid out by `layout` into `out` and, in the same walk, on one line
 /// into `compact`: there the `leading` entries first, then the entries of
 /// `map` that `keep` selects, in `map`'s order.
-pub fn push_object_both(
-    map: &Map<String, Value>,
+pub fn push_object_both<'v>(
+    map: &'v Map<String, Value>,
     out: &mut Vec<u8>,
     layout: Layout,
     compact: &mut Vec<u8>,
     leading: &[(&str, &dyn Json)],
     keep: impl Fn(&str) -> bool,
+    repeats: &mut Repeats<'v>,
 ) {
     out.push(b'{');
     compact.push(b'{');
@@ -265,19 +308,19 @@ pub fn push_object_both(
     }
     let mut compact_first = leading.is_empty();
     for (i, (key, value)) in map.iter().enumerate() {
-        if !keep(key) {
-            push_entry(out, layout, i == 0, key, value);
-            continue;
-        }
         layout.nested().item(out, i == 0);
-        Layout::Compact.item(compact, compact_first);
-        compact_first = false;
         let start = out.len();
         push_str(out, key);
-        compact.extend_from_slice(&out[start..]);
         out.extend_from_slice(layout.colon());
+        if !keep(key) {
+            push_value(value, out, layout.nested(), repeats);
+            continue;
+        }
+        Layout::Compact.item(compact, compact_first);
+        compact_first = false;
+        compact.extend_from_slice(&out[start..out.len() - layout.colon().len()]);
         compact.push(b':');
-        push_both(value, out, layout.nested(), compact);
+        push_both(value, out, layout.nested(), compact, repeats);
     }
     layout.close(out, map.is_empty());
     out.push(b'}');
@@ -442,10 +485,25 @@ mod tests {
         let value = json!({"a": [1, {"b": "→ \"é\"\n"}, [], {}], "c": null, "d": [true, "x"], "e": -2.5});
         for depth in [0, 3] {
             let (mut pretty, mut compact) = (b"prefix".to_vec(), Vec::new());
-            push_both(&value, &mut pretty, Layout::Pretty(depth), &mut compact);
+            push_both(&value, &mut pretty, Layout::Pretty(depth), &mut compact, &mut Repeats::default());
             assert_eq!(pretty[6..], serde(&value, Layout::Pretty(depth))[..]);
             assert_eq!(compact, serde(&value, Layout::Compact));
         }
+    }
+
+    #[test]
+    fn repeated_long_texts_are_copied_to_the_same_bytes() {
+        let long = "a \"quoted\" line\nand é → more ".repeat(4);
+        let same_length_other = long.replace('a', "b");
+        assert!(long.len() >= Repeats::MIN_LEN && long.len() == same_length_other.len());
+        let value = json!({"x": long, "y": [{"z": long}, same_length_other, long], "short": "s", "again": "s"});
+        for layout in [Layout::Compact, Layout::Pretty(0), Layout::Pretty(2)] {
+            assert_eq!(String::from_utf8(fast(&value, layout)).unwrap(), String::from_utf8(serde(&value, layout)).unwrap(), "{layout:?}");
+        }
+        let (mut pretty, mut compact) = (Vec::new(), Vec::new());
+        push_both(&value, &mut pretty, Layout::Pretty(1), &mut compact, &mut Repeats::default());
+        assert_eq!(pretty, serde(&value, Layout::Pretty(1)));
+        assert_eq!(compact, serde(&value, Layout::Compact));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 
 use chrono::{DateTime, Utc};
 
-use crate::json::{push_array, push_indent, push_object, push_object_both, write_compact, write_pretty_at, Json, Layout, Writer};
+use crate::json::{push_array, push_indent, push_object, push_object_both, push_value, write_compact, write_pretty_at, Json, Layout, Repeats, Writer};
 use crate::model::{has_target, Conversation};
 use crate::quality::{js_number, round2, ConversationFigures, QualityTier, Totals};
 use crate::validate::{FORMAT_SPEC, PAIR_KEYS};
@@ -51,9 +51,9 @@ pub fn render_conversation_fragment(conversation: &Conversation, line_suffix: &s
     // Each pair goes to the full JSON and, with a target, to the JSONL, in one walk.
     let lines = RefCell::new(Vec::with_capacity(32 * 1024));
     let pairs = Writer(|out: &mut Vec<u8>, layout: Layout| {
-        let lines = &mut *lines.borrow_mut();
+        let (lines, repeats) = (&mut *lines.borrow_mut(), &mut Repeats::default());
         push_array(out, layout, &conversation.training_pairs, |pair, out, layout| {
-            push_pair(pair, out, layout, lines, &conversation.conversation_id, line_suffix)
+            push_pair(pair, out, layout, lines, repeats, &conversation.conversation_id, line_suffix)
         });
     });
     let mut json = Vec::with_capacity(64 * 1024);
@@ -67,17 +67,26 @@ pub fn render_conversation_fragment(conversation: &Conversation, line_suffix: &s
 /// into `lines`: the pair's 10 keys in the spec's order, `id` suffixed and
 /// `conversation_id` the conversation's real id (spec §3.3). When the pair's
 /// keys already come in that order (enrichment writes them so), both are
-/// written in one walk, escaping each text once.
-fn push_pair(pair: &Value, out: &mut Vec<u8>, layout: Layout, lines: &mut Vec<u8>, conversation_id: &str, suffix: &str) {
+/// written in one walk, escaping each text once; a text the conversation's
+/// earlier pairs already hold is copied (`repeats`).
+fn push_pair<'v>(
+    pair: &'v Value,
+    out: &mut Vec<u8>,
+    layout: Layout,
+    lines: &mut Vec<u8>,
+    repeats: &mut Repeats<'v>,
+    conversation_id: &str,
+    suffix: &str,
+) {
     let line_key = |key: &str| PAIR_KEYS[2..].contains(&key);
     match pair.as_object() {
         Some(map) if has_target(pair) && map.keys().filter_map(|key| PAIR_KEYS[2..].iter().position(|k| k == key)).is_sorted() => {
             let id = line_id(pair, suffix);
-            push_object_both(map, out, layout, lines, &[("id", &id), ("conversation_id", &conversation_id)], line_key);
+            push_object_both(map, out, layout, lines, &[("id", &id), ("conversation_id", &conversation_id)], line_key, repeats);
             lines.push(b'\n');
         }
         _ => {
-            pair.push(out, layout);
+            push_value(pair, out, layout, repeats);
             if has_target(pair) {
                 push_jsonl_line(lines, pair, conversation_id, suffix);
             }
