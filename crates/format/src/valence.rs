@@ -2,6 +2,8 @@
 //! The original matched substrings ("hopeless" counted as positive); the rule
 //! here matches whole words and their common forms, negations first.
 
+use std::borrow::Cow;
+
 /// The valence the original system wrote: positive, then negative, word lists
 /// matched as substrings of the lower-cased label. Kept to recognise its files.
 pub fn original_rule(primary: &str) -> &'static str {
@@ -11,10 +13,16 @@ pub fn original_rule(primary: &str) -> &'static str {
         "shame", "fear", "anxiety", "guilt", "anger", "frustration", "overwhelm", "sadness", "embarrassment",
         "worry", "stress",
     ];
-    let label = primary.to_lowercase();
-    if POSITIVE.iter().any(|w| label.contains(w)) {
+    // Labels are short and mostly lower-case already: no copy then, and a
+    // plain window search (a `str` search prepares each of the 21 words first).
+    let label = match primary.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+        true => Cow::Owned(primary.to_lowercase()),
+        false => Cow::Borrowed(primary),
+    };
+    let holds = |word: &str| label.as_bytes().windows(word.len()).any(|window| window == word.as_bytes());
+    if POSITIVE.iter().any(|w| holds(w)) {
         "positive"
-    } else if NEGATIVE.iter().any(|w| label.contains(w)) {
+    } else if NEGATIVE.iter().any(|w| holds(w)) {
         "negative"
     } else {
         "mixed"
@@ -74,6 +82,11 @@ mod tests {
         for label in ["reassurance", "empowerment", "acceptance"] {
             assert_eq!(original_rule(label), "mixed");
         }
+        // Lower-cased first, as the original does, whatever the script.
+        assert_eq!(original_rule("Cautious OPTIMISM"), "positive");
+        assert_eq!(original_rule("ÉLAN of joy"), "positive");
+        assert_eq!(original_rule("Überwhelm"), "mixed");
+        assert_eq!(original_rule(""), "mixed");
     }
 
     #[test]
