@@ -423,6 +423,20 @@ fn clean_chunks_len(bytes: &[u8]) -> usize {
     clean
 }
 
+/// How many of the first sixteen bytes (or fewer, at the end) are spaces:
+/// indentation, in one step.
+pub(crate) fn leading_spaces(bytes: &[u8]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(chunk) = bytes.get(..16) {
+        use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
+        // SAFETY: `chunk` is 16 readable bytes (an unaligned load is
+        // allowed), and SSE2 is in the x86_64 baseline.
+        let spaces = unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(chunk.as_ptr().cast()), _mm_set1_epi8(b' ' as i8))) };
+        return (!spaces).trailing_zeros().min(16) as usize;
+    }
+    bytes.iter().take_while(|&&b| b == b' ').count()
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 fn clean_chunks_len(_bytes: &[u8]) -> usize {
     0
@@ -504,6 +518,16 @@ mod tests {
         push_both(&value, &mut pretty, Layout::Pretty(1), &mut compact, &mut Repeats::default());
         assert_eq!(pretty, serde(&value, Layout::Pretty(1)));
         assert_eq!(compact, serde(&value, Layout::Compact));
+    }
+
+    #[test]
+    fn leading_spaces_are_counted_up_to_sixteen_at_a_time() {
+        for spaces in 0..40 {
+            for tail in ["", "x", "\n  y", &"z".repeat(20)] {
+                let text = " ".repeat(spaces) + tail;
+                assert_eq!(leading_spaces(text.as_bytes()), spaces.min(16), "{spaces} then {tail:?}");
+            }
+        }
     }
 
     #[test]

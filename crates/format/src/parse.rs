@@ -11,7 +11,7 @@
 //! where this one gives up, and explains what is wrong with bad input.
 //! Tests hold the two to the same values.
 
-use crate::json::clean_prefix_len;
+use crate::json::{clean_prefix_len, leading_spaces};
 use crate::value::{has_duplicate_keys, Map, Number, Value};
 
 /// The deepest nesting serde_json reads (its limit counts 128 levels down
@@ -41,9 +41,9 @@ impl Parser<'_> {
     fn skip_whitespace(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.at) {
             self.at += 1;
-            // Indentation, eight spaces at a time.
-            while self.bytes.get(self.at..self.at + 8) == Some(b"        ") {
-                self.at += 8;
+            // Indentation, up to sixteen spaces at a time.
+            if self.bytes.get(self.at) == Some(&b' ') {
+                self.at += leading_spaces(&self.bytes[self.at..]);
             }
         }
     }
