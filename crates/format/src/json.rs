@@ -402,25 +402,61 @@ pub(crate) fn clean_prefix_len(bytes: &[u8]) -> usize {
 /// shorter than sixteen bytes begins.
 #[cfg(target_arch = "x86_64")]
 fn clean_chunks_len(bytes: &[u8]) -> usize {
-    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
+    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_max_epu8, _mm_or_si128, _mm_set1_epi8};
+    // SAFETY: SSE2 is in the x86_64 baseline.
+    first_hit_chunks(bytes, |chunk| unsafe {
+        let quote = _mm_cmpeq_epi8(chunk, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(chunk, _mm_set1_epi8(b'\\' as i8));
+        // Unsigned `byte < 0x20` is `max(byte, 0x1f) == 0x1f`.
+        let control = _mm_cmpeq_epi8(_mm_max_epu8(chunk, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
+        _mm_or_si128(_mm_or_si128(quote, backslash), control)
+    })
+}
+
+/// How many leading bytes hold none of `"{}[]`: what a reader skipping a
+/// container passes over between strings and brackets (white space, commas,
+/// numbers, words).
+pub(crate) fn plain_prefix_len(bytes: &[u8]) -> usize {
+    let plain = plain_chunks_len(bytes);
+    plain + bytes[plain..].iter().position(|b| matches!(b, b'"' | b'{' | b'}' | b'[' | b']')).unwrap_or(bytes.len() - plain)
+}
+
+/// [`plain_prefix_len`] sixteen bytes at a time, as [`clean_chunks_len`].
+#[cfg(target_arch = "x86_64")]
+fn plain_chunks_len(bytes: &[u8]) -> usize {
+    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_or_si128, _mm_set1_epi8};
+    // SAFETY: SSE2 is in the x86_64 baseline.
+    first_hit_chunks(bytes, |chunk| unsafe {
+        let quote = _mm_cmpeq_epi8(chunk, _mm_set1_epi8(b'"' as i8));
+        // `[` and `]` are `{` and `}` but for the 0x20 bit.
+        let folded = _mm_or_si128(chunk, _mm_set1_epi8(0x20));
+        let open = _mm_cmpeq_epi8(folded, _mm_set1_epi8(b'{' as i8));
+        let close = _mm_cmpeq_epi8(folded, _mm_set1_epi8(b'}' as i8));
+        _mm_or_si128(quote, _mm_or_si128(open, close))
+    })
+}
+
+/// The offset of the first byte `hits` marks (0xff in its lane) in chunks
+/// of sixteen; else where the tail shorter than sixteen bytes begins.
+#[cfg(target_arch = "x86_64")]
+fn first_hit_chunks(bytes: &[u8], hits: impl Fn(std::arch::x86_64::__m128i) -> std::arch::x86_64::__m128i) -> usize {
+    use std::arch::x86_64::{_mm_loadu_si128, _mm_movemask_epi8};
     let mut clean = 0;
     while let Some(chunk) = bytes.get(clean..clean + 16) {
         // SAFETY: `chunk` is 16 readable bytes (an unaligned load is
         // allowed), and SSE2 is in the x86_64 baseline.
-        let mask = unsafe {
-            let chunk = _mm_loadu_si128(chunk.as_ptr().cast());
-            let quote = _mm_cmpeq_epi8(chunk, _mm_set1_epi8(b'"' as i8));
-            let backslash = _mm_cmpeq_epi8(chunk, _mm_set1_epi8(b'\\' as i8));
-            // Unsigned `byte < 0x20` is `max(byte, 0x1f) == 0x1f`.
-            let control = _mm_cmpeq_epi8(_mm_max_epu8(chunk, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
-            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
-        };
+        let mask = unsafe { _mm_movemask_epi8(hits(_mm_loadu_si128(chunk.as_ptr().cast()))) };
         if mask != 0 {
             return clean + mask.trailing_zeros() as usize;
         }
         clean += 16;
     }
     clean
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn plain_chunks_len(_bytes: &[u8]) -> usize {
+    0
 }
 
 /// How many of the first sixteen bytes (or fewer, at the end) are spaces:

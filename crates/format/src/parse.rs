@@ -5,13 +5,15 @@
 //!
 //! It takes well-formed JSON only and answers `None` for anything else —
 //! and for anything unusual: a lone surrogate, nesting deeper than
-//! serde_json allows. Numbers other than plain integers are serde_json's
-//! to read. The caller then reads
-//! the text with serde_json, which is the reference: it gives the same value
-//! where this one gives up, and explains what is wrong with bad input.
-//! Tests hold the two to the same values.
+//! serde_json allows. The caller then reads the text with serde_json, which
+//! is the reference: it gives the same value where this one gives up, and
+//! explains what is wrong with bad input. Numbers other than plain integers
+//! are always serde_json's to read. Tests hold the two to the same values.
+//!
+//! [`skim`] reads a document keeping of each training pair only what a
+//! shape names, for a build's first pass.
 
-use crate::json::{clean_prefix_len, leading_spaces};
+use crate::json::{clean_prefix_len, leading_spaces, plain_prefix_len};
 use crate::value::{has_duplicate_keys, Map, Number, Value};
 
 /// The deepest nesting serde_json reads (its limit counts 128 levels down
@@ -27,6 +29,47 @@ pub fn parse(text: &str, stop_at_key: Option<&str>) -> Option<Value> {
     let value = parser.value()?;
     parser.skip_whitespace();
     (parser.at == parser.bytes.len()).then_some(value)
+}
+
+/// What a skim keeps of an object: these keys, each as [`Keep`] says;
+/// other keys are left out.
+pub type Shape<'s> = &'s [(&'s str, Keep<'s>)];
+
+/// How much of a value a skim keeps.
+#[derive(Clone, Copy, Debug)]
+pub enum Keep<'s> {
+    /// All of it.
+    All,
+    /// Of an object, what the shape says (anything else: all of it).
+    Only(Shape<'s>),
+    /// Its kind: text, arrays and objects are skipped and read as empty
+    /// (`""`, `[]`, `{}`); numbers, booleans and nulls are read.
+    Kind,
+}
+
+/// `text` as [`parse`] reads it, except that each pair — an element of a
+/// `training_pairs` array, at the top or in an entry of `conversations` —
+/// keeps only what `pair_shape` names: what a pair holds besides its texts,
+/// without copying the texts. What it skips it checks only for its end: a
+/// reader of skimmed documents reads them in full before trusting them.
+pub fn skim(text: &str, pair_shape: Shape) -> Option<Value> {
+    let mut parser = Parser { text, bytes: text.as_bytes(), at: 0, depth: 0, stop_at_key: None };
+    let value = parser.skimmed(Place::Document, pair_shape)?;
+    parser.skip_whitespace();
+    (parser.at == parser.bytes.len()).then_some(value)
+}
+
+/// Where a skimmed value sits.
+#[derive(Clone, Copy)]
+enum Place<'s> {
+    /// A document or an entry of `conversations`: their `training_pairs` are skimmed.
+    Document,
+    /// A `conversations` array.
+    Entries,
+    /// A `training_pairs` array.
+    Pairs,
+    /// An object that keeps what this shape says.
+    Only(Shape<'s>),
 }
 
 struct Parser<'t> {
@@ -89,6 +132,12 @@ impl Parser<'_> {
 
     /// After `{`.
     fn object(&mut self) -> Option<Value> {
+        self.entries_until_brace(|parser, _| parser.value().map(Some))
+    }
+
+    /// After `{`: the entries of an object, each value read by `read`
+    /// (`Some(None)`: leave the entry out).
+    fn entries_until_brace(&mut self, mut read: impl FnMut(&mut Self, &str) -> Option<Option<Value>>) -> Option<Value> {
         let mut entries = Vec::new();
         match self.next()? {
             b'}' => return Some(Value::Object(Map::new())),
@@ -103,7 +152,9 @@ impl Parser<'_> {
             if self.next()? != b':' {
                 return None;
             }
-            entries.push((key, self.value()?));
+            if let Some(value) = read(self, &key)? {
+                entries.push((key, value));
+            }
             match self.next()? {
                 b',' if self.next()? == b'"' => {}
                 b'}' if self.depth == 1 && has_duplicate_keys(&entries) => return None,
@@ -115,6 +166,11 @@ impl Parser<'_> {
 
     /// After `[`.
     fn array(&mut self) -> Option<Value> {
+        self.items_until_bracket(Self::value)
+    }
+
+    /// After `[`: the items of an array, each read by `read`.
+    fn items_until_bracket(&mut self, mut read: impl FnMut(&mut Self) -> Option<Value>) -> Option<Value> {
         let mut items = Vec::new();
         self.skip_whitespace();
         if self.bytes.get(self.at) == Some(&b']') {
@@ -122,13 +178,111 @@ impl Parser<'_> {
             return Some(Value::Array(items));
         }
         loop {
-            items.push(self.value()?);
+            items.push(read(self)?);
             match self.next()? {
                 b',' => {}
                 b']' => return Some(Value::Array(items)),
                 _ => return None,
             }
         }
+    }
+
+    /// A value at `place` in a skimmed document (see [`skim`]); what is not
+    /// the container the place expects is read whole.
+    fn skimmed(&mut self, place: Place<'_>, pair_shape: Shape<'_>) -> Option<Value> {
+        let opening = match place {
+            Place::Document | Place::Only(_) => b'{',
+            Place::Entries | Place::Pairs => b'[',
+        };
+        self.skip_whitespace();
+        if self.bytes.get(self.at) != Some(&opening) {
+            return self.value();
+        }
+        self.at += 1;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
+        let value = match place {
+            Place::Document | Place::Only(_) => self.skimmed_object(place, pair_shape),
+            Place::Entries => self.items_until_bracket(|parser| parser.skimmed(Place::Document, pair_shape)),
+            Place::Pairs => self.items_until_bracket(|parser| parser.skimmed(Place::Only(pair_shape), pair_shape)),
+        };
+        self.depth -= 1;
+        value
+    }
+
+    /// After `{`, in a skimmed document: the pairs of a document, what a
+    /// pair's shape names.
+    fn skimmed_object(&mut self, place: Place<'_>, pair_shape: Shape<'_>) -> Option<Value> {
+        self.entries_until_brace(|parser, key| {
+            let keep = match place {
+                Place::Only(shape) => shape.iter().find(|(k, _)| *k == key).map(|(_, keep)| *keep),
+                _ => Some(Keep::All),
+            };
+            Some(match (keep, key) {
+                (None, _) => parser.skip_value().map(|()| None)?,
+                (Some(Keep::Kind), _) => Some(parser.empty_of_its_kind()?),
+                (Some(Keep::Only(shape)), _) => Some(parser.skimmed(Place::Only(shape), pair_shape)?),
+                (Some(Keep::All), "training_pairs") if matches!(place, Place::Document) => Some(parser.skimmed(Place::Pairs, pair_shape)?),
+                (Some(Keep::All), "conversations") if matches!(place, Place::Document) && parser.depth == 1 => {
+                    Some(parser.skimmed(Place::Entries, pair_shape)?)
+                }
+                (Some(Keep::All), _) => Some(parser.value()?),
+            })
+        })
+    }
+
+    /// A value read as [`Keep::Kind`] says.
+    fn empty_of_its_kind(&mut self) -> Option<Value> {
+        match self.next()? {
+            b'"' => self.skip_string().map(|()| Value::String(String::new())),
+            b'{' => self.skip_container().map(|()| Value::Object(Map::new())),
+            b'[' => self.skip_container().map(|()| Value::Array(Vec::new())),
+            _ => {
+                self.at -= 1;
+                self.value()
+            }
+        }
+    }
+
+    /// A value skipped: text, arrays and objects checked only for their end.
+    fn skip_value(&mut self) -> Option<()> {
+        self.empty_of_its_kind().map(drop)
+    }
+
+    /// After the opening quote; through the closing one.
+    fn skip_string(&mut self) -> Option<()> {
+        loop {
+            self.at += clean_prefix_len(self.bytes.get(self.at..)?);
+            match *self.bytes.get(self.at)? {
+                b'"' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                b'\\' => self.at += 2,
+                _ => return None,
+            }
+        }
+    }
+
+    /// After an opening bracket; through the matching closing one, counting
+    /// brackets outside strings and passing over everything else sixteen
+    /// bytes at a time.
+    fn skip_container(&mut self) -> Option<()> {
+        let mut depth = 1usize;
+        while depth > 0 {
+            self.at += plain_prefix_len(self.bytes.get(self.at..)?);
+            let byte = *self.bytes.get(self.at)?;
+            self.at += 1;
+            match byte {
+                b'"' => self.skip_string()?,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => depth -= 1,
+                _ => {}
+            }
+        }
+        Some(())
     }
 
     /// After the opening quote; through the closing one.
@@ -317,6 +471,23 @@ mod tests {
             assert!(parse(text, None).is_some(), "{text}");
             assert!(agrees(text), "{text}");
         }
+    }
+
+    #[test]
+    fn skimming_keeps_of_pairs_only_what_the_shape_names() {
+        let shape: Shape = &[("turn", Keep::All), ("target", Keep::Kind), ("meta", Keep::Only(&[("key", Keep::All)])), ("context", Keep::Kind)];
+        let pair = r#"{"text": "a \" [quoted] {text}", "history": [{"content": "x"}, [1, "]"]], "turn": 2, "target": "long",
+            "meta": {"key": "k", "name": "left out"}, "context": {"a": ["}"]}}"#;
+        let kept = r#"{"turn":2,"target":"","meta":{"key":"k"},"context":{}}"#;
+        let document = format!(r#"{{"system_prompt": "kept", "training_pairs": [{pair}, {{"target": null}}, 5]}}"#);
+        let expected = format!(r#"{{"system_prompt":"kept","training_pairs":[{kept},{{"target":null}},5]}}"#);
+        assert_eq!(skim(&document, shape).unwrap().to_string(), expected);
+        // A full file: the pairs of each entry of `conversations`.
+        let full = format!(r#"{{"conversations": [{{"conversation_metadata": {{"a": "kept"}}, "training_pairs": [{pair}]}}]}}"#);
+        let expected = format!(r#"{{"conversations":[{{"conversation_metadata":{{"a":"kept"}},"training_pairs":[{kept}]}}]}}"#);
+        assert_eq!(skim(&full, shape).unwrap().to_string(), expected);
+        assert_eq!(skim(r#"{"training_pairs": [{"history": "open"#, shape), None);
+        assert_eq!(skim(r#"{"training_pairs": [{"history": [1, 2}]}"#, shape), None);
     }
 
     #[test]

@@ -1,23 +1,32 @@
 //! A build's first pass: what each input contributes to the header of the
 //! training file (figures, consultant profile, vertical, target model), read
-//! without building values for the texts. With the header known first, the
-//! full JSON is written front to back in one go instead of being assembled
-//! from a temporary body.
+//! without copying the texts. With the header known first, the full JSON is
+//! written front to back in one go instead of being assembled from a
+//! temporary body.
 //!
-//! The survey reads only documents of the expected shape and says `None` for
-//! anything else; the caller then reads the file the full way. Its findings
-//! are not trusted blindly either: the second pass recomputes every figure
-//! from the parsed conversations, and the two must agree.
+//! A document is skimmed ([`parse::skim`]): each pair keeps only what the
+//! figures depend on. The skimmed document then goes through the full
+//! reader's own code ([`Conversation::from_enriched`],
+//! [`Conversation::figures`]), so both passes compute every figure the same
+//! way. The survey reads well-formed documents of the two kinds and says
+//! `None` for anything else; the caller then reads the file the full way.
+//! Nor is it trusted blindly: the second pass recomputes every figure from
+//! the parsed conversations, and the two must agree.
 
-use std::borrow::Cow;
-
-use serde::de::{Deserializer, IgnoredAny};
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
-use crate::model::{mean_score, Conversation};
-use crate::quality::{ConversationFigures, ScaffoldingKeys};
+use crate::model::Conversation;
+use crate::parse::{self, Keep, Shape};
+use crate::quality::ConversationFigures;
 use crate::value::{Map, Value};
+
+/// What the figures depend on in a pair: whether its target is a string,
+/// its scores, whether it was reviewed, and its scaffolding keys (an
+/// enriched file falls back on the first pair's). The rest, the texts above
+/// all, is skipped.
+const PAIR_SHAPE: Shape = &[
+    ("target_response", Keep::Kind),
+    ("training_metadata", Keep::Only(&[("quality_score", Keep::All), ("human_reviewed", Keep::All)])),
+    ("conversation_metadata", Keep::Only(&[("persona_archetype", Keep::All), ("emotional_arc_key", Keep::All), ("training_topic_key", Keep::All)])),
+];
 
 /// What one conversation says about the training file it goes into.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,181 +67,24 @@ pub struct Survey {
 }
 
 /// Surveys an enriched conversation file or a full training file held in
-/// memory; `None` when `text` is anything else or not of the expected types
-/// (read it the full way: that also explains what is wrong with it).
+/// memory; `None` when `text` is anything else (read it the full way: that
+/// also explains what is wrong with it).
 pub fn survey(text: &[u8]) -> Option<Survey> {
-    // Checked as UTF-8 once, with a vectorised check, instead of serde_json
-    // checking each key it reads; text that is not UTF-8 is the second
-    // pass's to explain.
-    let document: Document = serde_json::from_str(simdutf8::basic::from_utf8(text).ok()?).ok()?;
-    if document.conversations.is_some() || document.training_file_metadata.is_some() {
-        return Some(document.full_file_survey());
+    let Value::Object(mut document) = parse::skim(simdutf8::basic::from_utf8(text).ok()?, PAIR_SHAPE)? else { return None };
+    // The kinds told apart as the full reader tells them: by the keys present.
+    if document.contains_key("conversations") || document.contains_key("training_file_metadata") {
+        let entries = match document.remove("conversations") {
+            Some(Value::Array(entries)) => entries,
+            None => Vec::new(),
+            Some(_) => return None,
+        };
+        let conversations = entries.into_iter().map(|entry| Contribution::of(&Conversation::from_full_entry(entry, None, None))).collect();
+        return Some(Survey { conversations, file: FileFacts::of_full_file(&document) });
     }
-    if document.turns.is_some() && document.training_pairs.is_none() {
+    if document.contains_key("turns") && !document.contains_key("training_pairs") {
         return None; // a raw conversation
     }
-    Some(document.enriched_survey())
-}
-
-/// Both document kinds in one shape; every field the survey does not need is skipped.
-///
-/// A key the full reader tells the kinds apart by counts as present even
-/// when it is `null` (`Some(None)`), as the full reader sees it.
-#[derive(Deserialize)]
-struct Document<'a> {
-    #[serde(borrow, default, deserialize_with = "present")]
-    training_file_metadata: Option<Option<FileMetadata<'a>>>,
-    #[serde(borrow)]
-    conversations: Option<Vec<Entry<'a>>>,
-    #[serde(borrow)]
-    dataset_metadata: Option<DatasetMetadata<'a>>,
-    #[serde(borrow)]
-    input_parameters: Option<KeyBlock<'a>>,
-    #[serde(borrow)]
-    training_pairs: Option<Vec<Pair<'a>>>,
-    #[serde(default, deserialize_with = "present")]
-    consultant_profile: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    turns: Option<IgnoredAny>,
-}
-
-/// `Some` whenever the key is there, whatever its value.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(deserializer).map(Some)
-}
-
-#[derive(Deserialize)]
-struct FileMetadata<'a> {
-    #[serde(borrow)]
-    vertical: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    target_model: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct DatasetMetadata<'a> {
-    #[serde(borrow)]
-    vertical: Option<Cow<'a, str>>,
-}
-
-/// The three scaffolding keys, as `input_parameters` and a full file's
-/// `conversation_metadata.scaffolding` both name them.
-#[derive(Default, Deserialize)]
-struct KeyBlock<'a> {
-    #[serde(borrow)]
-    persona_key: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    emotional_arc_key: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    training_topic_key: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct Entry<'a> {
-    #[serde(borrow)]
-    conversation_metadata: Option<EntryMetadata<'a>>,
-    #[serde(borrow)]
-    training_pairs: Option<Vec<Pair<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct EntryMetadata<'a> {
-    quality_score: Option<f64>,
-    #[serde(borrow)]
-    scaffolding: Option<KeyBlock<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Pair<'a> {
-    /// Kept as its raw text: only whether it is a string matters.
-    #[serde(borrow)]
-    target_response: Option<&'a RawValue>,
-    training_metadata: Option<PairTraining>,
-    #[serde(borrow)]
-    conversation_metadata: Option<PairScaffolding<'a>>,
-}
-
-#[derive(Deserialize)]
-struct PairTraining {
-    quality_score: Option<f64>,
-    human_reviewed: Option<bool>,
-}
-
-/// A pair's scaffolding keys, which an enriched file falls back on.
-#[derive(Deserialize)]
-struct PairScaffolding<'a> {
-    #[serde(borrow)]
-    persona_archetype: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    emotional_arc_key: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    training_topic_key: Option<Cow<'a, str>>,
-}
-
-impl Document<'_> {
-    fn enriched_survey(self) -> Survey {
-        let pairs = self.training_pairs.unwrap_or_default();
-        let first = pairs.first().and_then(|p| p.conversation_metadata.as_ref());
-        let parameters = self.input_parameters.unwrap_or_default();
-        // Each key from `input_parameters`, else from the first pair, as `Scaffolding::from_enriched`.
-        let scaffolding = ScaffoldingKeys {
-            persona: key(&parameters.persona_key).or_else(|| key(&first?.persona_archetype)),
-            emotional_arc: key(&parameters.emotional_arc_key).or_else(|| key(&first?.emotional_arc_key)),
-            training_topic: key(&parameters.training_topic_key).or_else(|| key(&first?.training_topic_key)),
-        };
-        let contribution = Contribution {
-            figures: figures(&pairs, None, scaffolding),
-            consultant_profile: self.consultant_profile,
-            vertical: self.dataset_metadata.and_then(|d| d.vertical).map(Cow::into_owned),
-        };
-        Survey { conversations: vec![contribution], file: FileFacts::default() }
-    }
-
-    fn full_file_survey(self) -> Survey {
-        let conversations = self
-            .conversations
-            .unwrap_or_default()
-            .into_iter()
-            .map(|entry| {
-                let metadata = entry.conversation_metadata;
-                let score = metadata.as_ref().and_then(|m| m.quality_score);
-                let block = metadata.and_then(|m| m.scaffolding).unwrap_or_default();
-                let scaffolding = ScaffoldingKeys {
-                    persona: key(&block.persona_key),
-                    emotional_arc: key(&block.emotional_arc_key),
-                    training_topic: key(&block.training_topic_key),
-                };
-                let figures = figures(&entry.training_pairs.unwrap_or_default(), score, scaffolding);
-                Contribution { figures, consultant_profile: None, vertical: None }
-            })
-            .collect();
-        let metadata = self.training_file_metadata.flatten();
-        let (vertical, target_model) = metadata.map_or((None, None), |m| (m.vertical, m.target_model));
-        let file = FileFacts {
-            consultant_profile: self.consultant_profile,
-            vertical: vertical.map(Cow::into_owned),
-            target_model: target_model.map(Cow::into_owned),
-        };
-        Survey { conversations, file }
-    }
-}
-
-/// A key that is present and not empty.
-fn key(value: &Option<Cow<'_, str>>) -> Option<String> {
-    value.as_deref().filter(|k| !k.is_empty()).map(str::to_owned)
-}
-
-/// [`Conversation::figures`] of these pairs.
-fn figures(pairs: &[Pair], catalogue_score: Option<f64>, scaffolding: ScaffoldingKeys) -> ConversationFigures {
-    let training = || pairs.iter().filter_map(|p| p.training_metadata.as_ref());
-    let scores: Vec<f64> = training().filter_map(|t| t.quality_score).collect();
-    ConversationFigures {
-        turns: pairs.len(),
-        training_pairs: pairs.iter().filter(|p| p.target_response.is_some_and(|t| t.get().starts_with('"'))).count(),
-        human_reviewed_pairs: training().filter(|t| t.human_reviewed == Some(true)).count(),
-        quality_score: catalogue_score.or_else(|| mean_score(&scores)),
-        scaffolding,
-    }
+    Some(Survey { conversations: vec![Contribution::of(&Conversation::from_enriched(document))], file: FileFacts::default() })
 }
 
 #[cfg(test)]
@@ -244,8 +96,7 @@ mod tests {
         assert_eq!(survey(b"[]"), None);
         assert_eq!(survey(b"{\"training_pairs\": [], } "), None);
         assert_eq!(survey(b"{\"conversation_metadata\": {}, \"turns\": []}"), None);
-        // A type the full reader would report on.
-        assert_eq!(survey(b"{\"training_pairs\": [{\"training_metadata\": {\"quality_score\": \"high\"}}]}"), None);
+        assert_eq!(survey(b"{\"conversations\": {}}"), None);
     }
 
     #[test]
