@@ -184,11 +184,7 @@ impl Conversation {
         ConversationFigures {
             turns: self.training_pairs.len(),
             training_pairs: self.training_pairs.iter().filter(|p| has_target(p)).count(),
-            human_reviewed_pairs: self
-                .training_pairs
-                .iter()
-                .filter(|p| training(p, "human_reviewed") == Some(&Value::Bool(true)))
-                .count(),
+            human_reviewed_pairs: self.training_pairs.iter().filter(|p| is_human_reviewed(p)).count(),
             quality_score: self.effective_score(),
             scaffolding: self.scaffolding.keys(),
         }
@@ -203,6 +199,11 @@ pub fn mean_score(scores: &[f64]) -> Option<f64> {
 /// `training_metadata.<key>` of a pair.
 fn training<'p>(pair: &'p Value, key: &str) -> Option<&'p Value> {
     pair.get("training_metadata")?.get(key)
+}
+
+/// A pair whose `training_metadata.human_reviewed` is `true`.
+pub fn is_human_reviewed(pair: &Value) -> bool {
+    training(pair, "human_reviewed") == Some(&Value::Bool(true))
 }
 
 /// A pair a trainer receives: its `target_response` is a string.

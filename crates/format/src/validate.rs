@@ -803,10 +803,7 @@ impl FullFileCheck {
             check_conversation_pairs(&mut self.findings, pairs, &pairs_path, &expected);
             self.all_pairs += pairs.len();
             self.trainable_pairs += pairs.iter().filter(|p| p.get("target_response").is_some_and(|t| !t.is_null())).count();
-            self.reviewed_pairs += pairs
-                .iter()
-                .filter(|p| p.pointer("/training_metadata/human_reviewed") == Some(&Value::Bool(true)))
-                .count();
+            self.reviewed_pairs += pairs.iter().filter(|p| crate::model::is_human_reviewed(p)).count();
         }
         if let Some(metadata) = metadata {
             self.check_conversation_metadata(metadata, &meta_path, pairs.map(Vec::len));
