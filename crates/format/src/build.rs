@@ -195,10 +195,10 @@ impl Assembly {
             fragment = rerender(source, id, &suffix)?;
         }
         let io_error = |source| BuildError::Io { path: PathBuf::from("(temporary output)"), source };
-        self.totals.add(&fragment.figures);
-        self.json.push(Chunk::Static(render::fragment_separator(self.totals.conversations - 1))).map_err(io_error)?;
+        self.json.push(Chunk::Static(render::fragment_separator(self.totals.conversations))).map_err(io_error)?;
         self.json.push(Chunk::Owned(fragment.json)).map_err(io_error)?;
         self.jsonl.push(Chunk::Owned(fragment.jsonl)).map_err(io_error)?;
+        self.totals.add(&fragment.figures);
         Ok(())
     }
 }

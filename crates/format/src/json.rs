@@ -311,6 +311,7 @@ pub fn push_object_both<'v>(
         layout.nested().item(out, i == 0);
         let start = out.len();
         push_str(out, key);
+        let escaped_key = start..out.len();
         out.extend_from_slice(layout.colon());
         if !keep(key) {
             push_value(value, out, layout.nested(), repeats);
@@ -318,7 +319,7 @@ pub fn push_object_both<'v>(
         }
         Layout::Compact.item(compact, compact_first);
         compact_first = false;
-        compact.extend_from_slice(&out[start..out.len() - layout.colon().len()]);
+        compact.extend_from_slice(&out[escaped_key]);
         compact.push(b':');
         push_both(value, out, layout.nested(), compact, repeats);
     }

@@ -112,7 +112,8 @@ impl Parser<'_> {
         }
     }
 
-    fn nested(&mut self, container: fn(&mut Self) -> Option<Value>) -> Option<Value> {
+    /// `container` read one level deeper, within serde_json's nesting limit.
+    fn nested(&mut self, container: impl FnOnce(&mut Self) -> Option<Value>) -> Option<Value> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return None;
@@ -199,21 +200,15 @@ impl Parser<'_> {
             return self.value();
         }
         self.at += 1;
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return None;
-        }
-        let value = match place {
-            Place::Document | Place::Only(_) => self.skimmed_object(place, pair_shape),
-            Place::Entries => self.items_until_bracket(|parser| parser.skimmed(Place::Document, pair_shape)),
-            Place::Pairs => self.items_until_bracket(|parser| parser.skimmed(Place::Only(pair_shape), pair_shape)),
-        };
-        self.depth -= 1;
-        value
+        self.nested(|parser| match place {
+            Place::Document | Place::Only(_) => parser.skimmed_object(place, pair_shape),
+            Place::Entries => parser.items_until_bracket(|parser| parser.skimmed(Place::Document, pair_shape)),
+            Place::Pairs => parser.items_until_bracket(|parser| parser.skimmed(Place::Only(pair_shape), pair_shape)),
+        })
     }
 
-    /// After `{`, in a skimmed document: the pairs of a document, what a
-    /// pair's shape names.
+    /// After `{`, in a skimmed document: a document's `training_pairs` (and
+    /// its `conversations`) skimmed, of a pair what its shape names.
     fn skimmed_object(&mut self, place: Place<'_>, pair_shape: Shape<'_>) -> Option<Value> {
         self.entries_until_brace(|parser, key| {
             let keep = match place {
@@ -290,7 +285,7 @@ impl Parser<'_> {
         let mut start = self.at;
         let mut owned = String::new();
         loop {
-            self.at += clean_prefix_len(&self.bytes[self.at..]);
+            self.at += clean_prefix_len(self.bytes.get(self.at..)?);
             match *self.bytes.get(self.at)? {
                 b'"' => {
                     // Byte positions next to ASCII are always character boundaries.

@@ -305,17 +305,8 @@ impl Value {
         matches!(self, Value::Number(_))
     }
 
-    pub fn is_array(&self) -> bool {
-        matches!(self, Value::Array(_))
-    }
-
     pub fn is_object(&self) -> bool {
         matches!(self, Value::Object(_))
-    }
-
-    /// Takes the value out, leaving `null`.
-    pub fn take(&mut self) -> Value {
-        std::mem::take(self)
     }
 }
 
