@@ -25,7 +25,7 @@ const MAX_DEPTH: usize = 127;
 /// read, so a caller can stream what such documents hold instead; so is one
 /// that repeats a key (a caller may want to hear of each).
 pub fn parse(text: &str, stop_at_key: Option<&str>) -> Option<Value> {
-    let mut parser = Parser { text, bytes: text.as_bytes(), at: 0, depth: 0, stop_at_key };
+    let mut parser = Parser::new(text, stop_at_key);
     let value = parser.value()?;
     parser.skip_whitespace();
     (parser.at == parser.bytes.len()).then_some(value)
@@ -53,7 +53,7 @@ pub enum Keep<'s> {
 /// without copying the texts. What it skips it checks only for its end: a
 /// reader of skimmed documents reads them in full before trusting them.
 pub fn skim(text: &str, pair_shape: Shape) -> Option<Value> {
-    let mut parser = Parser { text, bytes: text.as_bytes(), at: 0, depth: 0, stop_at_key: None };
+    let mut parser = Parser::new(text, None);
     let value = parser.skimmed(Place::Document, pair_shape)?;
     parser.skip_whitespace();
     (parser.at == parser.bytes.len()).then_some(value)
@@ -78,9 +78,31 @@ struct Parser<'t> {
     at: usize,
     depth: usize,
     stop_at_key: Option<&'t str>,
+    /// How many entries the last container read at each depth held: its
+    /// neighbours are usually alike (pairs, messages), so a new one starts
+    /// with that room instead of growing into it.
+    last_len: [usize; SIZE_HINT_DEPTHS],
 }
 
-impl Parser<'_> {
+/// Depths that keep a size hint; deeper containers share the last one.
+const SIZE_HINT_DEPTHS: usize = 8;
+
+impl<'t> Parser<'t> {
+    fn new(text: &'t str, stop_at_key: Option<&'t str>) -> Self {
+        Parser { text, bytes: text.as_bytes(), at: 0, depth: 0, stop_at_key, last_len: [0; SIZE_HINT_DEPTHS] }
+    }
+
+    /// Room for a new container at this depth (see `last_len`).
+    fn size_hint(&self) -> usize {
+        self.last_len[self.depth.min(SIZE_HINT_DEPTHS - 1)]
+    }
+
+    /// `items` as the last container read at this depth.
+    fn sized<T>(&mut self, items: Vec<T>) -> Vec<T> {
+        self.last_len[self.depth.min(SIZE_HINT_DEPTHS - 1)] = items.len();
+        items
+    }
+
     fn skip_whitespace(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.at) {
             self.at += 1;
@@ -139,12 +161,12 @@ impl Parser<'_> {
     /// After `{`: the entries of an object, each value read by `read`
     /// (`Some(None)`: leave the entry out).
     fn entries_until_brace(&mut self, mut read: impl FnMut(&mut Self, &str) -> Option<Option<Value>>) -> Option<Value> {
-        let mut entries = Vec::new();
         match self.next()? {
             b'}' => return Some(Value::Object(Map::new())),
             b'"' => {}
             _ => return None,
         }
+        let mut entries = Vec::with_capacity(self.size_hint());
         loop {
             let key = self.string()?;
             if self.depth == 1 && self.stop_at_key == Some(key.as_str()) {
@@ -159,7 +181,7 @@ impl Parser<'_> {
             match self.next()? {
                 b',' if self.next()? == b'"' => {}
                 b'}' if self.depth == 1 && has_duplicate_keys(&entries) => return None,
-                b'}' => return Some(Value::Object(Map::from_parsed(entries))),
+                b'}' => return Some(Value::Object(Map::from_parsed(self.sized(entries)))),
                 _ => return None,
             }
         }
@@ -172,17 +194,17 @@ impl Parser<'_> {
 
     /// After `[`: the items of an array, each read by `read`.
     fn items_until_bracket(&mut self, mut read: impl FnMut(&mut Self) -> Option<Value>) -> Option<Value> {
-        let mut items = Vec::new();
         self.skip_whitespace();
         if self.bytes.get(self.at) == Some(&b']') {
             self.at += 1;
-            return Some(Value::Array(items));
+            return Some(Value::Array(Vec::new()));
         }
+        let mut items = Vec::with_capacity(self.size_hint());
         loop {
             items.push(read(self)?);
             match self.next()? {
                 b',' => {}
-                b']' => return Some(Value::Array(items)),
+                b']' => return Some(Value::Array(self.sized(items))),
                 _ => return None,
             }
         }
