@@ -1,5 +1,6 @@
 //! The `lora-files` command: parses arguments and hands each subcommand to its module.
 
+mod allocator;
 mod commands;
 
 use std::process::ExitCode;
@@ -9,7 +10,7 @@ use clap::{Parser, Subcommand};
 /// mimalloc instead of glibc's allocator: the API's hot paths and the build's
 /// parse-render-free cycle are allocation-heavy (see docs/performance.md).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::MiMalloc = allocator::MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "lora-files", version, about = "Assemble LoRA fine-tuning data sets from enriched coaching conversations")]

@@ -1,0 +1,118 @@
+//! The global allocator: mimalloc, entered the way Rust's own `System`
+//! allocator enters malloc.
+//!
+//! The `mimalloc` crate hands every request to `mi_malloc_aligned`, whose
+//! fast path in mimalloc 3 only serves sizes whose block is a power of two;
+//! every other size goes through its generic path, and some through an
+//! over-allocation that marks the page as holding interior pointers. Rust
+//! asks for alignments of 16 bytes or less almost always, and `mi_malloc`
+//! aligns every block of 16 bytes or more to 16 (`MI_MAX_ALIGN_SIZE`) and
+//! smaller ones to 8; so a request whose alignment is at most 16 and at most
+//! its size goes straight to `mi_malloc`, `mi_zalloc` or `mi_realloc`, the
+//! rest to the aligned entry points.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::ffi::c_void;
+
+use libmimalloc_sys as ffi;
+
+/// The alignment of every `mi_malloc` block of this size or more (mimalloc's `MI_MAX_ALIGN_SIZE`).
+const MALLOC_ALIGN: usize = 16;
+
+pub struct MiMalloc;
+
+impl MiMalloc {
+    /// Whether a plain block of `size` bytes is aligned enough (the test
+    /// Rust's `System` allocator makes before calling malloc).
+    fn malloc_aligns(align: usize, size: usize) -> bool {
+        align <= MALLOC_ALIGN && align <= size
+    }
+}
+
+// SAFETY: every block comes from mimalloc and goes back to it (`mi_free`
+// takes blocks of any of its entry points); alignments are honoured as the
+// module documentation says.
+unsafe impl GlobalAlloc for MiMalloc {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: plain FFI calls; mimalloc returns null on failure, as `GlobalAlloc` expects.
+        unsafe {
+            if Self::malloc_aligns(layout.align(), layout.size()) {
+                ffi::mi_malloc(layout.size()).cast()
+            } else {
+                ffi::mi_malloc_aligned(layout.size(), layout.align()).cast()
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as `alloc`.
+        unsafe {
+            if Self::malloc_aligns(layout.align(), layout.size()) {
+                ffi::mi_zalloc(layout.size()).cast()
+            } else {
+                ffi::mi_zalloc_aligned(layout.size(), layout.align()).cast()
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+        // SAFETY: `ptr` came from this allocator (the caller's contract).
+        unsafe { ffi::mi_free(ptr.cast::<c_void>()) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: `ptr` came from this allocator with `layout` (the caller's contract).
+        unsafe {
+            if Self::malloc_aligns(layout.align(), new_size) {
+                ffi::mi_realloc(ptr.cast::<c_void>(), new_size).cast()
+            } else {
+                ffi::mi_realloc_aligned(ptr.cast::<c_void>(), new_size, layout.align()).cast()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every alignment is honoured, zeroed blocks are zero, and a block
+    /// keeps its bytes and its alignment when it grows or shrinks.
+    #[test]
+    fn blocks_are_aligned_and_keep_their_bytes_through_realloc() {
+        let allocator = MiMalloc;
+        for align in [1, 2, 4, 8, 16, 32, 64, 4096] {
+            for size in [1, 3, 8, 15, 16, 24, 40, 100, 1000, 5000, 70_000] {
+                let layout = Layout::from_size_align(size, align).unwrap();
+                // SAFETY: non-zero sizes; every block is freed with the layout it has.
+                unsafe {
+                    let zeroed = allocator.alloc_zeroed(layout);
+                    assert_eq!(zeroed as usize % align, 0, "alloc_zeroed {size} bytes aligned to {align}");
+                    assert!(std::slice::from_raw_parts(zeroed, size).iter().all(|&b| b == 0));
+                    allocator.dealloc(zeroed, layout);
+
+                    let mut block = allocator.alloc(layout);
+                    assert_eq!(block as usize % align, 0, "alloc {size} bytes aligned to {align}");
+                    let pattern = |i: usize| (i % 251) as u8;
+                    for i in 0..size {
+                        block.add(i).write(pattern(i));
+                    }
+                    // Grown, then shrunk below the original size.
+                    let mut current = layout;
+                    for new_size in [size * 3, size.div_ceil(2)] {
+                        block = allocator.realloc(block, current, new_size);
+                        assert_eq!(block as usize % align, 0, "realloc to {new_size} bytes aligned to {align}");
+                        let kept = size.min(new_size);
+                        assert!((0..kept).all(|i| block.add(i).read() == pattern(i)), "realloc to {new_size} keeps the bytes");
+                        current = Layout::from_size_align(new_size, align).unwrap();
+                    }
+                    allocator.dealloc(block, current);
+                }
+            }
+        }
+    }
+}
