@@ -27,6 +27,26 @@ impl MiMalloc {
     fn malloc_aligns(align: usize, size: usize) -> bool {
         align <= MALLOC_ALIGN && align <= size
     }
+
+    /// A new block from `plain` when a plain block is aligned enough, else from `aligned`.
+    ///
+    /// # Safety
+    /// As `GlobalAlloc::alloc`.
+    #[inline]
+    unsafe fn allocate(
+        layout: Layout,
+        plain: unsafe extern "C" fn(usize) -> *mut c_void,
+        aligned: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+    ) -> *mut u8 {
+        // SAFETY: plain FFI calls; mimalloc returns null on failure, as `GlobalAlloc` expects.
+        unsafe {
+            if Self::malloc_aligns(layout.align(), layout.size()) {
+                plain(layout.size()).cast()
+            } else {
+                aligned(layout.size(), layout.align()).cast()
+            }
+        }
+    }
 }
 
 // SAFETY: every block comes from mimalloc and goes back to it (`mi_free`
@@ -35,26 +55,14 @@ impl MiMalloc {
 unsafe impl GlobalAlloc for MiMalloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: plain FFI calls; mimalloc returns null on failure, as `GlobalAlloc` expects.
-        unsafe {
-            if Self::malloc_aligns(layout.align(), layout.size()) {
-                ffi::mi_malloc(layout.size()).cast()
-            } else {
-                ffi::mi_malloc_aligned(layout.size(), layout.align()).cast()
-            }
-        }
+        // SAFETY: the caller's contract is `allocate`'s.
+        unsafe { Self::allocate(layout, ffi::mi_malloc, ffi::mi_malloc_aligned) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as `alloc`.
-        unsafe {
-            if Self::malloc_aligns(layout.align(), layout.size()) {
-                ffi::mi_zalloc(layout.size()).cast()
-            } else {
-                ffi::mi_zalloc_aligned(layout.size(), layout.align()).cast()
-            }
-        }
+        unsafe { Self::allocate(layout, ffi::mi_zalloc, ffi::mi_zalloc_aligned) }
     }
 
     #[inline]
