@@ -1,7 +1,7 @@
 //! Byte-exact JSON output: 2-space indentation like `JSON.stringify(x, null, 2)`
 //! at any nesting depth, compact lines for JSONL, raw UTF-8 (no `\u` escapes).
 //!
-//! Two writers give the same bytes: serde's serializer with [`IndentFormatter`]
+//! Two writers give the same bytes: serde's serializer with `IndentFormatter`
 //! for anything `Serialize`, and [`Json::push`] for `Value`s on the hot path
 //! (every pair of every build), which skips over text sixteen bytes at a
 //! time where serde_json looks at each byte, and [`push_both`] writes a
@@ -159,7 +159,7 @@ impl Layout {
     }
 }
 
-/// [`write_indent`] into a buffer.
+/// The indentation of `depth` levels (two spaces a level) into a buffer.
 pub fn push_indent(out: &mut Vec<u8>, depth: usize) {
     out.resize(out.len() + 2 * depth, b' ');
 }

@@ -12,7 +12,7 @@
 //!
 //! Converting from and to `serde_json::Value` keeps the order; text goes in
 //! through [`crate::parse`] or serde (`serde_json::from_str::<Value>`) and
-//! out through [`crate::json`] or `Serialize`.
+//! out through [`crate::json`](mod@crate::json) or `Serialize`.
 
 use std::borrow::Cow;
 use std::fmt;
