@@ -231,15 +231,8 @@ pub fn push_value<'v>(value: &'v Value, out: &mut Vec<u8>, layout: Layout, repea
 }
 
 fn push_map<'v>(map: &'v Map<String, Value>, out: &mut Vec<u8>, layout: Layout, repeats: &mut Repeats<'v>) {
-    out.push(b'{');
-    for (i, (key, value)) in map.iter().enumerate() {
-        layout.nested().item(out, i == 0);
-        push_str(out, key);
-        out.extend_from_slice(layout.colon());
-        push_value(value, out, layout.nested(), repeats);
-    }
-    layout.close(out, map.is_empty());
-    out.push(b'}');
+    let entries = map.iter().map(|(key, value)| (key.as_str(), value));
+    push_entries(out, layout, entries, |value, out, layout| push_value(value, out, layout, repeats));
 }
 
 /// An array of `items`, each written by `push_item` at the layout given.
@@ -304,7 +297,8 @@ pub fn push_object_both<'v>(
     out.push(b'{');
     compact.push(b'{');
     for (i, (key, value)) in leading.iter().enumerate() {
-        push_entry(compact, Layout::Compact, i == 0, key, *value);
+        push_key(compact, Layout::Compact, i == 0, key);
+        value.push(compact, Layout::Compact);
     }
     let mut compact_first = leading.is_empty();
     for (i, (key, value)) in map.iter().enumerate() {
@@ -330,20 +324,30 @@ pub fn push_object_both<'v>(
 
 /// An object of the given entries, in order.
 pub fn push_object(out: &mut Vec<u8>, layout: Layout, entries: &[(&str, &dyn Json)]) {
+    push_entries(out, layout, entries.iter().copied(), |value, out, layout| value.push(out, layout));
+}
+
+/// An object of `entries`, in order, each value written by `push_value` at
+/// the layout given (as [`push_array`] writes items).
+fn push_entries<'a, V>(out: &mut Vec<u8>, layout: Layout, entries: impl Iterator<Item = (&'a str, V)>, mut push_value: impl FnMut(V, &mut Vec<u8>, Layout)) {
     out.push(b'{');
-    for (i, (key, value)) in entries.iter().enumerate() {
-        push_entry(out, layout, i == 0, key, *value);
+    let mut empty = true;
+    for (key, value) in entries {
+        push_key(out, layout, empty, key);
+        push_value(value, out, layout.nested());
+        empty = false;
     }
-    layout.close(out, entries.is_empty());
+    layout.close(out, empty);
     out.push(b'}');
 }
 
-fn push_entry(out: &mut Vec<u8>, layout: Layout, first: bool, key: &str, value: &(impl Json + ?Sized)) {
+/// What comes before an entry's value: the separator, the key and the colon.
+fn push_key(out: &mut Vec<u8>, layout: Layout, first: bool, key: &str) {
     layout.nested().item(out, first);
     push_str(out, key);
     out.extend_from_slice(layout.colon());
-    value.push(out, layout.nested());
 }
+
 
 impl Json for &str {
     fn push(&self, out: &mut Vec<u8>, _layout: Layout) {
