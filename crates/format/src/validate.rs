@@ -1025,7 +1025,6 @@ pub fn check_jsonl_record(findings: &mut Findings, record: &Value, seen_ids: &mu
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
