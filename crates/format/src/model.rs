@@ -185,7 +185,9 @@ impl Conversation {
             turns: self.training_pairs.len(),
             training_pairs: self.training_pairs.iter().filter(|p| has_target(p)).count(),
             human_reviewed_pairs: self.training_pairs.iter().filter(|p| is_human_reviewed(p)).count(),
-            quality_score: self.effective_score(),
+            // Rounded as the file states it, so a rebuild from a full file and
+            // the catalogue (which keeps it rounded) count the same figures.
+            quality_score: self.effective_score().map(crate::quality::round2),
             scaffolding: self.scaffolding.keys(),
         }
     }

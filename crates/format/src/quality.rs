@@ -102,6 +102,12 @@ impl Distribution {
         }
     }
 
+    /// The inverse of [`Distribution::to_value`]; `None` for anything else.
+    pub fn from_value(value: &Value) -> Option<Self> {
+        let map = |name: &str| value.get(name).and_then(Value::as_object).cloned();
+        Some(Self { personas: map("personas")?, emotional_arcs: map("emotional_arcs")?, training_topics: map("training_topics")? })
+    }
+
     pub fn to_value(&self) -> Value {
         let mut out = Map::new();
         out.insert("personas".into(), Value::Object(self.personas.clone()));
@@ -175,6 +181,37 @@ impl Totals {
         self.distribution.count(figures.scaffolding.clone());
     }
 
+    /// The totals as the catalogue keeps them between versions: every field,
+    /// the score sum exactly (floats round-trip), so adding to them later
+    /// gives the figures a build of all the conversations in order gives.
+    pub fn to_value(&self) -> Value {
+        crate::json!({
+            "conversations": self.conversations, "turns": self.turns, "training_pairs": self.training_pairs,
+            "human_reviewed_pairs": self.human_reviewed_pairs, "scored": self.scored, "score_sum": self.score_sum,
+            "score_min": self.score_min, "score_max": self.score_max, "distribution": self.distribution.to_value(),
+        })
+    }
+
+    /// The inverse of [`Totals::to_value`]; `None` for anything else.
+    pub fn from_value(value: &Value) -> Option<Self> {
+        let count = |name: &str| value.get(name).and_then(Value::as_u64).map(|n| n as usize);
+        let score = |name: &str| match value.get(name)? {
+            Value::Null => Some(None),
+            other => other.as_f64().map(Some),
+        };
+        Some(Self {
+            conversations: count("conversations")?,
+            turns: count("turns")?,
+            training_pairs: count("training_pairs")?,
+            human_reviewed_pairs: count("human_reviewed_pairs")?,
+            scored: count("scored")?,
+            score_sum: value.get("score_sum")?.as_f64()?,
+            score_min: score("score_min")?,
+            score_max: score("score_max")?,
+            distribution: Distribution::from_value(value.get("distribution")?)?,
+        })
+    }
+
     pub fn quality(&self) -> QualitySummary {
         let avg = (self.scored > 0).then(|| round2(self.score_sum / self.scored as f64));
         let percentage = if self.turns == 0 { 0.0 } else { round2(self.human_reviewed_pairs as f64 * 100.0 / self.turns as f64) };
@@ -235,6 +272,19 @@ mod tests {
         totals.add(&ConversationFigures { turns: 2, training_pairs: 1, human_reviewed_pairs: 0, quality_score: None, scaffolding: ScaffoldingKeys::default() });
         let quality = totals.quality();
         assert_eq!((quality.avg_quality_score, quality.min_quality_score, quality.max_quality_score), (None, None, None));
+    }
+
+    #[test]
+    fn totals_round_trip_exactly() {
+        let mut totals = Totals::default();
+        for (score, persona) in [(Some(0.1), "a"), (None, "b"), (Some(0.2), "a"), (Some(4.675), "c")] {
+            let scaffolding = ScaffoldingKeys { persona: Some(persona.into()), ..ScaffoldingKeys::default() };
+            totals.add(&ConversationFigures { turns: 3, training_pairs: 1, human_reviewed_pairs: 1, quality_score: score, scaffolding });
+        }
+        let text = serde_json::to_string(&totals.to_value()).unwrap();
+        let back = Totals::from_value(&serde_json::from_str(&text).unwrap()).unwrap();
+        assert_eq!(back, totals);
+        assert_eq!(back.distribution.to_value(), totals.distribution.to_value(), "keys keep their first-seen order");
     }
 
     #[test]
