@@ -157,20 +157,20 @@ async fn bench_add(base: usize, added: usize, fixtures: PathBuf, work: PathBuf) 
     // 10 000 conversations make a ~550 MB JSON, over the default object limit.
     config.max_object_bytes = 4 << 30;
     let store = Store::open(config, Access::Service).await?;
-    let owner = store.add_user("bench@example.com", None).await?.id;
+    let owner = store.users().add("bench@example.com", None).await?.id;
     let started = Instant::now();
     let mut ids = Vec::with_capacity(files.len());
     for file in &files {
-        let imported = store.import_enriched(&owner, &file.display().to_string(), std::fs::read(file)?.into()).await?;
+        let imported = store.conversations().import_enriched(&owner, &file.display().to_string(), std::fs::read(file)?.into()).await?;
         ids.push(imported.record().conversation_id.clone());
     }
     println!("imported {} conversations in {:.2} s", ids.len(), started.elapsed().as_secs_f64());
 
     let started = Instant::now();
-    let file = store.create_training_file(&owner, "bench", None, &ids[..base]).await?;
+    let file = store.training_files().create(&owner, "bench", None, &ids[..base]).await?;
     let create_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let file = store.add_conversations(&owner, &file.id, &ids[base..]).await?;
+    let file = store.training_files().add(&owner, &file.id, &ids[base..]).await?;
     let add_seconds = started.elapsed().as_secs_f64();
 
     let options = BuildOptions { name: "bench".into(), description: None, target_model: Some("bench-model".into()), vertical: None, jsonl_meta: false, now: chrono::Utc::now() };
@@ -209,8 +209,8 @@ async fn bench_enrich(count: usize, fixtures: PathBuf, scaffolding: PathBuf, wor
         }
     }
     let store = Store::open(StoreConfig::new(work.join("data")), Access::Service).await?;
-    store.load_scaffolding(&seeds).await?;
-    let owner = store.add_user("bench@example.com", None).await?.id;
+    store.scaffolding().load(&seeds).await?;
+    let owner = store.users().add("bench@example.com", None).await?.id;
     let keys = ScaffoldingKeys {
         persona: Some("pragmatic_optimist".into()),
         emotional_arc: Some("shame_to_acceptance".into()),
@@ -225,12 +225,12 @@ async fn bench_enrich(count: usize, fixtures: PathBuf, scaffolding: PathBuf, wor
         let bytes = serde_json::to_vec_pretty(&raw)?;
         input_bytes += bytes.len() as u64;
         let request = ImportRequest { scaffolding: keys.clone(), ..ImportRequest::new(format!("raw-{i}.json"), bytes) };
-        ids.push(store.import_conversation(&owner, request).await?.record().conversation_id.clone());
+        ids.push(store.conversations().import(&owner, request).await?.record().conversation_id.clone());
     }
     let import_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let mut enriched = 0;
-    for (_, result) in store.enrich_many(&owner, &ids).await {
+    for (_, result) in store.enrichment().run_many(&owner, &ids).await {
         enriched += usize::from(result?.outcome == EnrichOutcome::Enriched);
     }
     let enrich_seconds = started.elapsed().as_secs_f64();

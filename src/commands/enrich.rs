@@ -30,7 +30,7 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let owner = resolve_owner(&args.store, args.owner.as_deref()).await?;
     let store = args.store.open(Access::Service).await?;
-    let ids = if args.all_pending { store.pending_enrichment(&owner).await? } else { args.conversation_ids };
+    let ids = if args.all_pending { store.enrichment().pending(&owner).await? } else { args.conversation_ids };
     let started = Instant::now();
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(ids.len() as u64);
@@ -38,7 +38,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         bar
     });
     let (mut enriched, mut skipped, mut failures) = (0, 0, Vec::new());
-    let mut runs = std::pin::pin!(store.enrich_each(&owner, &ids));
+    let mut runs = std::pin::pin!(store.enrichment().run_each(&owner, &ids));
     while let Some((id, result)) = runs.next().await {
         match result {
             Ok(run) => match run.outcome {

@@ -42,7 +42,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let owner = resolve_owner(&args.store, args.owner.as_deref()).await?;
     let store = args.store.open(Access::Service).await?;
     let scaffolding = ScaffoldingKeys { persona: args.persona, emotional_arc: args.arc, training_topic: args.topic };
-    store.check_scaffolding_keys(&scaffolding).await?;
+    store.scaffolding().check_keys(&scaffolding).await?;
     let (mut imported, mut unchanged, mut failed, mut review) = (0, 0, 0, 0);
     for file in &files {
         let bytes = match std::fs::read(file) {
@@ -59,7 +59,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             keep_unparsable: true,
             ..ImportRequest::new(file.display().to_string(), bytes)
         };
-        match store.import_conversation(&owner, request).await {
+        match store.conversations().import(&owner, request).await {
             Ok(Imported::New(record)) if record.parse_error.is_some() => {
                 review += 1;
                 let error = record.parse_error.as_deref().unwrap_or_default();
@@ -93,12 +93,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 pub async fn resolve_owner(args: &StoreArgs, owner: Option<&str>) -> anyhow::Result<String> {
     let store: Store = args.open(Access::Admin).await?;
     match owner {
-        Some(email) => match store.find_user_by_email(email).await? {
+        Some(email) => match store.users().by_email(email).await? {
             Some(user) => Ok(user.id),
             None => anyhow::bail!("no user {email}; add one with `lora-files user add {email}`"),
         },
         None => {
-            let users = store.list_users().await?;
+            let users = store.users().list().await?;
             match users.as_slice() {
                 [only] => Ok(only.id.clone()),
                 [] => anyhow::bail!("there are no users yet; add one with `lora-files user add EMAIL`"),

@@ -29,7 +29,7 @@ pub struct StoreArgs {
     #[arg(long, env = "LORA_FILES_STORAGE_URL")]
     pub storage_url: Option<String>,
     /// Largest object the store writes, in bytes.
-    #[arg(long, env = "LORA_FILES_MAX_OBJECT_BYTES", default_value_t = lora_files_store::blobs::DEFAULT_MAX_OBJECT_BYTES)]
+    #[arg(long, env = "LORA_FILES_MAX_OBJECT_BYTES", default_value_t = lora_files_store::DEFAULT_MAX_OBJECT_BYTES)]
     pub max_object_bytes: u64,
     /// Stated as `target_model` in the training files written.
     #[arg(long, env = "LORA_FILES_TARGET_MODEL")]
@@ -65,6 +65,7 @@ impl StoreArgs {
                 settings
             },
             read_cache_ttl: std::time::Duration::from_millis(self.read_cache_ms),
+            links: lora_files_store::LinkSettings::default(),
         }
     }
 
@@ -81,8 +82,8 @@ pub fn run_async(command: impl std::future::Future<Output = anyhow::Result<ExitC
 /// `lora-files migrate`.
 pub async fn migrate(args: StoreArgs) -> anyhow::Result<ExitCode> {
     let store = args.open(Access::Admin).await?;
-    let applied = store.catalogue.applied_migrations().await?;
-    println!("catalogue {}: {} migration(s) applied", lora_files_store::catalogue::redact(&args.config().database_url()), applied.len());
+    let (applied, _) = store.migrations().await?;
+    println!("catalogue {}: {applied} migration(s) applied", store.describe_catalogue());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -43,7 +43,7 @@ pub async fn run(command: ScaffoldingCommand) -> anyhow::Result<ExitCode> {
         ScaffoldingCommand::List { store } => {
             let store = store.open(Access::Service).await?;
             for (kind, label) in KINDS {
-                let rows = store.scaffolding(kind).await?;
+                let rows = store.scaffolding().list(kind).await?;
                 println!("{label} ({}):", rows.len());
                 for row in rows {
                     println!("  {:<36} {}", row.key, row.name);
@@ -86,7 +86,7 @@ async fn load(files: &[PathBuf], bundled: bool, args: &StoreArgs) -> anyhow::Res
     }
     anyhow::ensure!(errors == 0, "{errors} bad line(s); nothing was loaded");
     let store = args.open(Access::Admin).await?;
-    store.load_scaffolding(&rows).await?;
+    store.scaffolding().load(&rows).await?;
     let counts: Vec<String> = KINDS
         .iter()
         .map(|(kind, label)| (rows.iter().filter(|r| r.kind == *kind).count(), label))

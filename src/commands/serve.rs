@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use lora_files_server::{AppState, Settings};
-use lora_files_store::Access;
+use lora_files_store::{Access, LinkSettings, Store};
 
 use super::StoreArgs;
 
@@ -34,16 +34,22 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let secret = super::server_secret(&args.store.data_dir)?;
-    let store = args.store.open(Access::Service).await?;
-    first_run_login(&args.store).await?;
-
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let address = listener.local_addr()?;
-    let mut settings = Settings::new(args.public_url.unwrap_or_else(|| format!("http://{address}")));
+    let mut config = args.store.config();
+    config.links = LinkSettings {
+        public_url: args.public_url.unwrap_or_else(|| format!("http://{address}")),
+        secret: secret.clone(),
+        lifetime: std::time::Duration::from_secs(3600),
+    };
+    let store = Store::open(config, Access::Service).await?;
+    first_run_login(&args.store).await?;
+
+    let mut settings = Settings::new();
     settings.max_body_bytes = args.max_body_bytes;
     settings.max_ids_per_request = args.max_ids_per_request;
-    let app = lora_files_server::app(AppState::new(store, &secret, settings));
-    tracing::info!(%address, catalogue = %lora_files_store::catalogue::redact(&args.store.config().database_url()), "lora-files is serving");
+    let app = lora_files_server::app(AppState::new(store.clone(), &secret, settings));
+    tracing::info!(%address, catalogue = %store.describe_catalogue(), "lora-files is serving");
     println!("lora-files is serving on http://{address} (web UI at /, API under /api, OpenAPI at /api/openapi.json)");
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("stopped");
@@ -54,11 +60,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// never runs without authentication, and a first user can still log in.
 async fn first_run_login(args: &StoreArgs) -> anyhow::Result<()> {
     let admin = args.open(Access::Admin).await?;
-    if !admin.list_users().await?.is_empty() {
+    if !admin.users().list().await?.is_empty() {
         return Ok(());
     }
     let password = hex::encode(rand::random::<[u8; 12]>());
-    let user = admin.add_user("admin@localhost", Some(&password)).await?;
+    let user = admin.users().add("admin@localhost", Some(&password)).await?;
     println!("No users yet: created {} with password {password}", user.email);
     println!("Sign in on the web UI, or POST /api/auth/token {{\"email\": \"{}\", \"password\": \"…\"}}; this password is not shown again.", user.email);
     Ok(())

@@ -84,11 +84,11 @@ async fn ensure_user(state: &AppState, claims: &Claims) -> Result<(), ApiError> 
     if state.known_users.read().expect("no panics while holding the lock").contains(&claims.sub) {
         return Ok(());
     }
-    if state.store.user(&claims.sub).await?.is_none() {
-        match state.store.provision_user(&claims.sub, claims.email.as_deref()).await {
+    if state.store.users().get(&claims.sub).await?.is_none() {
+        match state.store.users().provision(&claims.sub, claims.email.as_deref()).await {
             Ok(_) => tracing::info!(user = %claims.sub, "provisioned a user from a valid token"),
             // Two first requests at once: the other one created it.
-            Err(_) if state.store.user(&claims.sub).await?.is_some() => {}
+            Err(_) if state.store.users().get(&claims.sub).await?.is_some() => {}
             Err(error) => return Err(error.into()),
         }
     }
@@ -133,7 +133,7 @@ pub fn router() -> Router<AppState> {
     responses((status = 200, body = TokenResponse), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody)))]
 pub async fn issue_token(State(state): State<AppState>, ApiJson(request): ApiJson<TokenRequest>) -> ApiResult<Json<TokenResponse>> {
     // The same answer for an unknown email and a wrong password.
-    let user = state.store.authenticate(&request.email, &request.password).await?.ok_or_else(|| ApiError::unauthorized("wrong email or password"))?;
+    let user = state.store.users().authenticate(&request.email, &request.password).await?.ok_or_else(|| ApiError::unauthorized("wrong email or password"))?;
     let lifetime = state.settings.token_lifetime;
     let access_token = state.tokens.issue(&user.id, Some(&user.email), lifetime);
     Ok(Json(TokenResponse { access_token, token_type: "bearer", expires_in: lifetime.as_secs() }))

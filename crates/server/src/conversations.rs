@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use lora_files_store::conversations::{ConversationFilter, ImportRequest, Imported};
-use lora_files_store::enrichment::{EnrichOutcome, Enrichment, EnrichmentReport};
+use lora_files_store::enrichment::{EnrichOutcome, EnrichmentReport, EnrichmentRun};
 use lora_files_store::scaffolding::ScaffoldingKeys;
 use lora_files_store::{ConversationRecord, StoreError};
 
@@ -71,7 +71,7 @@ pub async fn list_conversations(State(state): State<AppState>, AuthUser(user): A
         min_quality: query.min_quality,
         q: query.q,
     };
-    let page = state.store.list_conversations(&user, &filter, limit, query.cursor.as_deref()).await?;
+    let page = state.store.conversations().list(&user, &filter, limit, query.cursor.as_deref()).await?;
     Ok(Json(ConversationList { conversations: page.items, next_cursor: page.next_cursor }))
 }
 
@@ -80,7 +80,7 @@ pub async fn list_conversations(State(state): State<AppState>, AuthUser(user): A
     responses((status = 200, body = ConversationBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_conversation(State(state): State<AppState>, AuthUser(user): AuthUser, Path(conversation_id): Path<String>) -> ApiResult<Json<ConversationBody>> {
     uuid_param("conversation_id", &conversation_id)?;
-    let conversation = state.store.conversation(&user, &conversation_id).await?.ok_or_else(ApiError::not_found)?;
+    let conversation = state.store.conversations().get(&user, &conversation_id).await?.ok_or_else(ApiError::not_found)?;
     Ok(Json(ConversationBody { conversation }))
 }
 
@@ -126,7 +126,7 @@ pub async fn import_conversation(
         keep_unparsable: plain_text,
         ..ImportRequest::new("body", bytes)
     };
-    match state.store.import_conversation(&user, request).await? {
+    match state.store.conversations().import(&user, request).await? {
         Imported::New(conversation) => Ok((StatusCode::CREATED, Json(ConversationBody { conversation }))),
         Imported::Unchanged(conversation) => Ok((StatusCode::OK, Json(ConversationBody { conversation }))),
     }
@@ -142,8 +142,8 @@ pub struct EnrichResponse {
     pub validation_report: Option<Value>,
 }
 
-impl From<Enrichment> for EnrichResponse {
-    fn from(run: Enrichment) -> Self {
+impl From<EnrichmentRun> for EnrichResponse {
+    fn from(run: EnrichmentRun) -> Self {
         let validation_report = run.validation_report.map(|r| serde_json::to_value(r).expect("a report serialises"));
         Self { outcome: run.outcome, conversation: run.conversation, validation_report }
     }
@@ -157,7 +157,7 @@ impl From<Enrichment> for EnrichResponse {
         (status = 409, body = ErrorBody, description = "another run is enriching it right now")), security(("bearer" = [])))]
 pub async fn enrich_conversation(State(state): State<AppState>, AuthUser(user): AuthUser, Path(conversation_id): Path<String>) -> ApiResult<Json<EnrichResponse>> {
     uuid_param("conversation_id", &conversation_id)?;
-    Ok(Json(state.store.enrich(&user, &conversation_id).await?.into()))
+    Ok(Json(state.store.enrichment().run(&user, &conversation_id).await?.into()))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -196,10 +196,10 @@ pub struct BulkEnrichResponse {
     security(("bearer" = [])))]
 pub async fn enrich_many(State(state): State<AppState>, AuthUser(user): AuthUser, ApiJson(request): ApiJson<BulkEnrichRequest>) -> ApiResult<Json<BulkEnrichResponse>> {
     check_id_count(&state, &request.conversation_ids)?;
-    lora_files_store::files::check_ids(&request.conversation_ids)?;
+    lora_files_store::training_files::check_ids(&request.conversation_ids)?;
     let mut summary = BulkSummary { total: request.conversation_ids.len(), enriched: 0, failed: 0, skipped: 0 };
     let mut results = Vec::with_capacity(summary.total);
-    for (conversation_id, result) in state.store.enrich_many(&user, &request.conversation_ids).await {
+    for (conversation_id, result) in state.store.enrichment().run_many(&user, &request.conversation_ids).await {
         let (outcome, enrichment_status, error) = match result {
             Ok(run) => {
                 let outcome = match run.outcome {
@@ -229,5 +229,5 @@ pub async fn enrich_many(State(state): State<AppState>, AuthUser(user): AuthUser
     security(("bearer" = [])))]
 pub async fn validation_report(State(state): State<AppState>, AuthUser(user): AuthUser, Path(conversation_id): Path<String>) -> ApiResult<Json<EnrichmentReport>> {
     uuid_param("conversation_id", &conversation_id)?;
-    Ok(Json(state.store.enrichment_report(&user, &conversation_id).await?))
+    Ok(Json(state.store.enrichment().report(&user, &conversation_id).await?))
 }

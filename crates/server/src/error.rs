@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use lora_files_store::links::LinkError;
 use lora_files_store::StoreError;
 
 #[derive(Debug)]
@@ -83,6 +84,8 @@ impl From<StoreError> for ApiError {
             }
             error @ StoreError::ConflictingImport(_) => Self::new(StatusCode::CONFLICT, "conflict", error.to_string()),
             error @ StoreError::EnrichmentInProgress(_) => Self::new(StatusCode::CONFLICT, "enrichment_in_progress", error.to_string()),
+            StoreError::Link(LinkError::Gone) => Self::new(StatusCode::NOT_FOUND, "not_found", LinkError::Gone.to_string()),
+            StoreError::Link(error) => Self::forbidden(error.to_string()),
             error @ StoreError::Contention => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", error.to_string()),
             error => Self::internal(error),
         }

@@ -23,14 +23,10 @@ pub struct Health {
 /// 200 when the database and the storage answer, 503 otherwise.
 #[utoipa::path(get, path = "/api/health", tag = "health", responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let database = sqlx_ok(&state).await;
-    let storage = state.store.blobs.list_with_age("doctor").await.is_ok();
+    let health = state.store.health().await;
+    let (database, storage) = (health.database, health.storage);
     let label = |ok: bool| if ok { "ok" } else { "unavailable" };
     let status = if database && storage { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = Health { status: if status == StatusCode::OK { "ok" } else { "degraded" }, database: label(database), storage: label(storage) };
     (status, Json(body))
-}
-
-async fn sqlx_ok(state: &AppState) -> bool {
-    state.store.catalogue.ping().await.is_ok()
 }

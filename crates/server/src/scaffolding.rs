@@ -22,7 +22,7 @@ pub fn router() -> Router<AppState> {
 
 /// `{<field>: [row…]}`, each row the seed object with its `id`, by key.
 async fn list(state: &AppState, kind: SeedKind, field: &str) -> ApiResult<Json<Value>> {
-    let rows = state.store.scaffolding(kind).await?;
+    let rows = state.store.scaffolding().list(kind).await?;
     let mut body = Map::new();
     body.insert(field.into(), rows.iter().map(|r| r.to_value()).collect());
     Ok(Json(Value::Object(body)))

@@ -1,5 +1,4 @@
-//! What every handler shares: the store, the token keys, the URL signer and
-//! the limits.
+//! What every handler shares: the store, the token keys and the limits.
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -8,33 +7,32 @@ use std::time::Duration;
 use lora_files_store::Store;
 
 use crate::auth::TokenKeys;
-use crate::downloads::UrlSigner;
 
 /// The server's settings beyond the store's.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Where clients reach this server (download URLs are built on it).
-    pub public_url: String,
     /// Most conversation ids one request may name.
     pub max_ids_per_request: usize,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
     /// How long an access token from `POST /api/auth/token` lives.
     pub token_lifetime: Duration,
-    /// How long a download URL works.
-    pub download_lifetime: Duration,
     /// Longest a request may take before it is answered 503.
     pub request_timeout: Duration,
 }
 
+impl Default for Settings {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Settings {
-    pub fn new(public_url: impl Into<String>) -> Self {
+    pub fn new() -> Self {
         Self {
-            public_url: public_url.into().trim_end_matches('/').to_owned(),
             max_ids_per_request: 10_000,
             max_body_bytes: 32 * 1024 * 1024,
             token_lifetime: Duration::from_secs(12 * 3600),
-            download_lifetime: Duration::from_secs(3600),
             request_timeout: Duration::from_secs(300),
         }
     }
@@ -44,19 +42,17 @@ impl Settings {
 pub struct AppState {
     pub store: Store,
     pub tokens: Arc<TokenKeys>,
-    pub signer: Arc<UrlSigner>,
     pub settings: Arc<Settings>,
     /// Users known to exist, so a valid token costs no query after the first.
     pub(crate) known_users: Arc<RwLock<HashSet<String>>>,
 }
 
 impl AppState {
-    /// `secret` signs access tokens (HS256) and, through a derived key, download URLs.
+    /// `secret` signs access tokens (HS256); the store signs download links with its own key.
     pub fn new(store: Store, secret: &[u8], settings: Settings) -> Self {
         Self {
             store,
             tokens: Arc::new(TokenKeys::new(secret)),
-            signer: Arc::new(UrlSigner::new(secret)),
             settings: Arc::new(settings),
             known_users: Arc::default(),
         }

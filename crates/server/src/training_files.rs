@@ -2,8 +2,6 @@
 //! add conversations, download URL) with their paths and bodies, and ours
 //! (get, rename/archive, delete, members, remove a member, versions).
 
-use std::time::Duration;
-
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -11,11 +9,10 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use lora_files_store::files::{DownloadFormat, DownloadTarget, FileFilter, FileUpdate};
+use lora_files_store::training_files::{DownloadFormat, FileFilter, FileUpdate};
 use lora_files_store::{Member, TrainingFile, Version};
 
 use crate::auth::AuthUser;
-use crate::downloads::SignedObject;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{check_id_count, page_limit, uuid_param, ApiJson, ApiQuery};
 use crate::openapi::ErrorBody;
@@ -122,9 +119,14 @@ pub struct DownloadQuery {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct DownloadResponse {
+    /// Works without other credentials until it expires; supports `Range`.
     pub download_url: String,
     pub filename: String,
     pub expires_in_seconds: u64,
+    /// The version it downloads.
+    pub version: i64,
+    /// Bytes it downloads.
+    pub size: u64,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -157,7 +159,7 @@ pub async fn list_files(State(state): State<AppState>, AuthUser(user): AuthUser,
         }
     }
     let filter = FileFilter { status: query.status, q: query.q };
-    let page = state.store.list_training_files(&user, &filter, limit, query.cursor.as_deref()).await?;
+    let page = state.store.training_files().list(&user, &filter, limit, query.cursor.as_deref()).await?;
     // A cached page is serialised once and its bytes shared by later requests.
     let body = page.rendered(|page| {
         let list = FileListRef { files: &page.items, next_cursor: &page.next_cursor };
@@ -172,7 +174,7 @@ pub async fn list_files(State(state): State<AppState>, AuthUser(user): AuthUser,
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn create_file(State(state): State<AppState>, AuthUser(user): AuthUser, ApiJson(request): ApiJson<CreateRequest>) -> ApiResult<(StatusCode, Json<TrainingFileBody>)> {
     check_id_count(&state, &request.conversation_ids)?;
-    let file = state.store.create_training_file(&user, &request.name, request.description.as_deref(), &request.conversation_ids).await?;
+    let file = state.store.training_files().create(&user, &request.name, request.description.as_deref(), &request.conversation_ids).await?;
     Ok((StatusCode::CREATED, Json(file.into())))
 }
 
@@ -181,7 +183,7 @@ pub async fn create_file(State(state): State<AppState>, AuthUser(user): AuthUser
     responses((status = 200, body = TrainingFileBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_file(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> ApiResult<Json<TrainingFileBody>> {
     uuid_param("id", &id)?;
-    Ok(Json(state.store.training_file(&user, &id).await?.into()))
+    Ok(Json(state.store.training_files().get(&user, &id).await?.into()))
 }
 
 /// Renames, describes, archives or unarchives a file.
@@ -190,7 +192,7 @@ pub async fn get_file(State(state): State<AppState>, AuthUser(user): AuthUser, P
 pub async fn update_file(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>, ApiJson(request): ApiJson<UpdateRequest>) -> ApiResult<Json<TrainingFileBody>> {
     uuid_param("id", &id)?;
     let update = FileUpdate { name: request.name, description: request.description, status: request.status };
-    Ok(Json(state.store.update_training_file(&user, &id, &update).await?.into()))
+    Ok(Json(state.store.training_files().update(&user, &id, &update).await?.into()))
 }
 
 /// Deletes a file, its versions and their objects.
@@ -198,7 +200,7 @@ pub async fn update_file(State(state): State<AppState>, AuthUser(user): AuthUser
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete_file(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> ApiResult<StatusCode> {
     uuid_param("id", &id)?;
-    state.store.delete_training_file(&user, &id).await?;
+    state.store.training_files().delete(&user, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -209,7 +211,7 @@ pub async fn delete_file(State(state): State<AppState>, AuthUser(user): AuthUser
 pub async fn add_conversations(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>, ApiJson(request): ApiJson<AddRequest>) -> ApiResult<Json<TrainingFileBody>> {
     uuid_param("id", &id)?;
     check_id_count(&state, &request.conversation_ids)?;
-    Ok(Json(state.store.add_conversations(&user, &id, &request.conversation_ids).await?.into()))
+    Ok(Json(state.store.training_files().add(&user, &id, &request.conversation_ids).await?.into()))
 }
 
 /// A URL that downloads one version's JSON or JSONL for an hour, without other credentials.
@@ -225,23 +227,8 @@ pub async fn download_url(State(state): State<AppState>, AuthUser(user): AuthUse
             _ => return Err(ApiError::field("version", format!("{text:?} is not a version number (1, 2, …)"))),
         },
     };
-    let target = state.store.download_target(&user, &id, format, version).await?;
-    let download_url = signed_url(&state, &target).await?;
-    Ok(Json(DownloadResponse { download_url, filename: target.filename, expires_in_seconds: state.settings.download_lifetime.as_secs() }))
-}
-
-/// A URL that serves `target` for the configured lifetime without other
-/// credentials: presigned on S3, `/files/<signed token>` on local storage.
-pub(crate) async fn signed_url(state: &AppState, target: &DownloadTarget) -> ApiResult<String> {
-    let lifetime: Duration = state.settings.download_lifetime;
-    Ok(match state.store.blobs.presigned_get(&target.key, lifetime).await? {
-        Some(url) => url.to_string(),
-        None => {
-            let expires = chrono::Utc::now().timestamp() + lifetime.as_secs() as i64;
-            let token = state.signer.sign(&SignedObject { key: target.key.clone(), filename: target.filename.clone(), expires });
-            format!("{}/files/{token}", state.settings.public_url)
-        }
-    })
+    let link = state.store.training_files().download(&user, &id, format, version).await?;
+    Ok(Json(DownloadResponse { download_url: link.url, filename: link.filename, expires_in_seconds: link.expires_in_seconds, version: link.version, size: link.size }))
 }
 
 /// The file's conversations, in file order.
@@ -249,7 +236,7 @@ pub(crate) async fn signed_url(state: &AppState, target: &DownloadTarget) -> Api
     responses((status = 200, body = MemberList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list_members(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>, ApiQuery(query): ApiQuery<PageQuery>) -> ApiResult<Json<MemberList>> {
     uuid_param("id", &id)?;
-    let page = state.store.members(&user, &id, page_limit(query.limit)?, query.cursor.as_deref()).await?;
+    let page = state.store.training_files().members(&user, &id, page_limit(query.limit)?, query.cursor.as_deref()).await?;
     Ok(Json(MemberList { conversations: page.items, next_cursor: page.next_cursor }))
 }
 
@@ -260,7 +247,7 @@ pub async fn list_members(State(state): State<AppState>, AuthUser(user): AuthUse
 pub async fn remove_member(State(state): State<AppState>, AuthUser(user): AuthUser, Path((id, conversation_id)): Path<(String, String)>) -> ApiResult<Json<TrainingFileBody>> {
     uuid_param("id", &id)?;
     uuid_param("conversation_id", &conversation_id)?;
-    Ok(Json(state.store.remove_conversation(&user, &id, &conversation_id).await?.into()))
+    Ok(Json(state.store.training_files().remove(&user, &id, &conversation_id).await?.into()))
 }
 
 /// Every version of the file, oldest first.
@@ -268,5 +255,5 @@ pub async fn remove_member(State(state): State<AppState>, AuthUser(user): AuthUs
     responses((status = 200, body = VersionList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list_versions(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> ApiResult<Json<VersionList>> {
     uuid_param("id", &id)?;
-    Ok(Json(VersionList { versions: state.store.versions(&user, &id).await? }))
+    Ok(Json(VersionList { versions: state.store.training_files().versions(&user, &id).await? }))
 }

@@ -16,14 +16,13 @@ use serde_json::Value;
 
 use lora_files_format::enrich::reference::SeedKind;
 use lora_files_store::conversations::{ConversationFilter, ImportRequest};
-use lora_files_store::files::{DownloadFormat, FileFilter, FileUpdate};
+use lora_files_store::training_files::{DownloadFormat, FileFilter, FileUpdate};
 use lora_files_store::scaffolding::ScaffoldingKeys;
 use lora_files_store::TrainingFile;
 
 use crate::auth::{AuthUser, SESSION_COOKIE};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::training_files::signed_url;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -180,12 +179,12 @@ struct LoginForm {
 }
 
 async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> WebResult {
-    let Some(user) = state.store.authenticate(&form.email, &form.password).await? else {
+    let Some(user) = state.store.users().authenticate(&form.email, &form.password).await? else {
         return Ok(login_page(Some("Wrong email or password."), StatusCode::UNAUTHORIZED));
     };
     let lifetime = state.settings.token_lifetime;
     let token = state.tokens.issue(&user.id, Some(&user.email), lifetime);
-    let secure = if state.settings.public_url.starts_with("https://") { "; Secure" } else { "" };
+    let secure = if state.store.config().links.public_url.starts_with("https://") { "; Secure" } else { "" };
     let cookie = format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}", lifetime.as_secs());
     let mut response = see_other("/training-files");
     response.headers_mut().insert(SET_COOKIE, HeaderValue::from_str(&cookie).map_err(ApiError::internal)?);
@@ -209,7 +208,7 @@ struct FilesQuery {
 
 async fn files_page(State(state): State<AppState>, WebUser(user): WebUser, Query(query): Query<FilesQuery>) -> WebResult {
     let filter = FileFilter { status: query.status.clone(), q: None };
-    let files = state.store.list_training_files(&user, &filter, 100, query.cursor.as_deref()).await?;
+    let files = state.store.training_files().list(&user, &filter, 100, query.cursor.as_deref()).await?;
     let showing_all = query.status.as_deref() == Some("all");
     let body = html! {
         p {
@@ -260,15 +259,15 @@ struct CreateForm {
 async fn create_file(State(state): State<AppState>, WebUser(user): WebUser, Form(form): Form<CreateForm>) -> WebResult {
     let ids = ids_from(&form.conversation_ids);
     let description = form.description.as_deref().map(str::trim).filter(|d| !d.is_empty());
-    let file = state.store.create_training_file(&user, &form.name, description, &ids).await?;
+    let file = state.store.training_files().create(&user, &form.name, description, &ids).await?;
     Ok(see_other(&format!("/training-files/{}", file.id)))
 }
 
 async fn file_page(State(state): State<AppState>, WebUser(user): WebUser, Path(id): Path<String>) -> WebResult {
     crate::http::uuid_param("id", &id)?;
-    let file = state.store.training_file(&user, &id).await?;
-    let members = state.store.members(&user, &id, 500, None).await?;
-    let versions = state.store.versions(&user, &id).await?;
+    let file = state.store.training_files().get(&user, &id).await?;
+    let members = state.store.training_files().members(&user, &id, 500, None).await?;
+    let versions = state.store.training_files().versions(&user, &id).await?;
     let active = file.status == "active";
     let body = html! {
         @if let Some(description) = &file.description { p { (description) } }
@@ -343,13 +342,13 @@ struct IdsForm {
 
 async fn add_to_file(State(state): State<AppState>, WebUser(user): WebUser, Path(id): Path<String>, Form(form): Form<IdsForm>) -> WebResult {
     crate::http::uuid_param("id", &id)?;
-    state.store.add_conversations(&user, &id, &ids_from(&form.conversation_ids)).await?;
+    state.store.training_files().add(&user, &id, &ids_from(&form.conversation_ids)).await?;
     Ok(see_other(&format!("/training-files/{id}")))
 }
 
 async fn remove_from_file(State(state): State<AppState>, WebUser(user): WebUser, Path((id, conversation_id)): Path<(String, String)>) -> WebResult {
     crate::http::uuid_param("id", &id)?;
-    state.store.remove_conversation(&user, &id, &conversation_id).await?;
+    state.store.training_files().remove(&user, &id, &conversation_id).await?;
     Ok(see_other(&format!("/training-files/{id}")))
 }
 
@@ -362,7 +361,7 @@ struct UpdateForm {
 
 async fn update_file(State(state): State<AppState>, WebUser(user): WebUser, Path(id): Path<String>, Form(form): Form<UpdateForm>) -> WebResult {
     crate::http::uuid_param("id", &id)?;
-    state.store.update_training_file(&user, &id, &FileUpdate { name: form.name, status: form.status, ..Default::default() }).await?;
+    state.store.training_files().update(&user, &id, &FileUpdate { name: form.name, status: form.status, ..Default::default() }).await?;
     Ok(see_other(&format!("/training-files/{id}")))
 }
 
@@ -374,11 +373,11 @@ struct DeleteForm {
 /// Deletes a file once its name is typed back, so a stray click cannot.
 async fn delete_file(State(state): State<AppState>, WebUser(user): WebUser, Path(id): Path<String>, Form(form): Form<DeleteForm>) -> WebResult {
     crate::http::uuid_param("id", &id)?;
-    let file = state.store.training_file(&user, &id).await?;
+    let file = state.store.training_files().get(&user, &id).await?;
     if form.confirm.trim() != file.name {
         return Err(ApiError::field("confirm", format!("type the file's name, {:?}, to delete it", file.name)).into());
     }
-    state.store.delete_training_file(&user, &id).await?;
+    state.store.training_files().delete(&user, &id).await?;
     Ok(see_other("/training-files"))
 }
 
@@ -392,8 +391,8 @@ struct DownloadQuery {
 async fn download(State(state): State<AppState>, WebUser(user): WebUser, Path(id): Path<String>, Query(query): Query<DownloadQuery>) -> WebResult {
     crate::http::uuid_param("id", &id)?;
     let format = DownloadFormat::parse(&query.format).ok_or_else(|| ApiError::field("format", "must be json or jsonl"))?;
-    let target = state.store.download_target(&user, &id, format, query.version).await?;
-    Ok(see_other(&signed_url(&state, &target).await?))
+    let link = state.store.training_files().download(&user, &id, format, query.version).await?;
+    Ok(see_other(&link.url))
 }
 
 // ---- conversations ----
@@ -408,10 +407,10 @@ const STATUSES: [&str; 5] = ["not_started", "validation_failed", "normalization_
 
 async fn conversations_page(State(state): State<AppState>, WebUser(user): WebUser, Query(query): Query<ConversationsQuery>) -> WebResult {
     let filter = ConversationFilter { enrichment_status: query.enrichment_status.clone().filter(|s| !s.is_empty()), ..Default::default() };
-    let conversations = state.store.list_conversations(&user, &filter, 100, query.cursor.as_deref()).await?;
-    let personas = state.store.scaffolding(SeedKind::Persona).await?;
-    let arcs = state.store.scaffolding(SeedKind::EmotionalArc).await?;
-    let topics = state.store.scaffolding(SeedKind::TrainingTopic).await?;
+    let conversations = state.store.conversations().list(&user, &filter, 100, query.cursor.as_deref()).await?;
+    let personas = state.store.scaffolding().list(SeedKind::Persona).await?;
+    let arcs = state.store.scaffolding().list(SeedKind::EmotionalArc).await?;
+    let topics = state.store.scaffolding().list(SeedKind::TrainingTopic).await?;
     let choose = |name: &str, label: &str, rows: &[lora_files_store::scaffolding::ScaffoldingRow]| {
         html! {
             label { (label) " "
@@ -477,13 +476,13 @@ async fn import_conversation(State(state): State<AppState>, WebUser(user): WebUs
         keep_unparsable: true,
         ..ImportRequest::new("the pasted text", form.text)
     };
-    let imported = state.store.import_conversation(&user, request).await?;
+    let imported = state.store.conversations().import(&user, request).await?;
     Ok(see_other(&format!("/conversations/{}", imported.record().conversation_id)))
 }
 
 async fn conversation_page(State(state): State<AppState>, WebUser(user): WebUser, Path(conversation_id): Path<String>) -> WebResult {
     crate::http::uuid_param("conversation_id", &conversation_id)?;
-    let report = state.store.enrichment_report(&user, &conversation_id).await?;
+    let report = state.store.enrichment().report(&user, &conversation_id).await?;
     let record = &report.conversation;
     let body = html! {
         p {
@@ -514,6 +513,6 @@ async fn conversation_page(State(state): State<AppState>, WebUser(user): WebUser
 
 async fn enrich_conversation(State(state): State<AppState>, WebUser(user): WebUser, Path(conversation_id): Path<String>) -> WebResult {
     crate::http::uuid_param("conversation_id", &conversation_id)?;
-    state.store.enrich(&user, &conversation_id).await?;
+    state.store.enrichment().run(&user, &conversation_id).await?;
     Ok(see_other(&format!("/conversations/{conversation_id}")))
 }

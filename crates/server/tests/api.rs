@@ -28,9 +28,9 @@ impl<'t> TestApp<'t> {
     async fn spawn_with(t: &'t TestStore, adjust: impl FnOnce(&mut Settings)) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let mut settings = Settings::new(&base);
+        let mut settings = Settings::new();
         adjust(&mut settings);
-        let state = AppState::new(t.store.clone(), SECRET, settings);
+        let state = AppState::new(t.serving(&base, SECRET).await, SECRET, settings);
         let app = lora_files_server::app(state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         let lifetime = Duration::from_secs(600);
@@ -52,6 +52,18 @@ impl<'t> TestApp<'t> {
         let status = response.status();
         let text = response.text().await.unwrap();
         (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")) })
+    }
+
+    /// The file's versions, once version `index` has its digest `field` (waits for it, up to ten seconds).
+    async fn versions_once_digested(&self, file_id: &str, index: usize, field: &str) -> Value {
+        for _ in 0..500 {
+            let (_, versions) = self.call(Method::GET, &format!("/api/training-files/{file_id}/versions"), &self.alice, None).await;
+            if versions["versions"][index][field].is_string() {
+                return versions;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("version {index} of {file_id} never got its {field}");
     }
 
     async fn import(&self, token: &str, relative: &str) -> String {
@@ -108,16 +120,19 @@ async fn the_whole_flow_from_import_to_download(t: &TestStore) {
     let length: usize = response.headers()["content-length"].to_str().unwrap().parse().unwrap();
     let bytes = response.bytes().await.unwrap();
     assert_eq!(bytes.len(), length);
-    let (_, versions) = app.call(Method::GET, &format!("/api/training-files/{id}/versions"), &app.alice, None).await;
+    // A whole download records the version's digest (as its last step, so it may land just after the bytes).
+    let versions = app.versions_once_digested(&id, 1, "jsonl_sha256").await;
     let v2 = &versions["versions"][1];
     assert_eq!(v2["jsonl_file_size"], bytes.len());
     assert_eq!(v2["jsonl_sha256"].as_str().unwrap(), sha256_hex(&bytes));
+    assert_eq!(v2["json_sha256"], Value::Null, "not downloaded yet: not computed");
     assert_eq!(bytes.iter().filter(|&&b| b == b'\n').count(), 6);
 
     // A pinned version serves its own bytes.
     let (_, pinned) = app.call(Method::GET, &format!("/api/training-files/{id}/download?format=json&version=1"), &app.alice, None).await;
     assert_eq!(pinned["filename"], "Batch 1-v1.json");
     let v1 = app.client.get(pinned["download_url"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+    let versions = app.versions_once_digested(&id, 0, "json_sha256").await;
     assert_eq!(sha256_hex(&v1), versions["versions"][0]["json_sha256"].as_str().unwrap());
     let v1: Value = serde_json::from_slice(&v1).unwrap();
     assert_eq!(v1["training_file_metadata"]["total_conversations"], 2);
@@ -193,7 +208,7 @@ async fn a_valid_token_for_an_unknown_user_provisions_it(t: &TestStore) {
     let token = app.state.tokens.issue(&newcomer, Some("new@example.com"), Duration::from_secs(600));
     let (status, body) = app.call(Method::GET, "/api/training-files", &token, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(app.t.store.user(&newcomer).await.unwrap().unwrap().email, "new@example.com");
+    assert_eq!(app.t.store.users().get(&newcomer).await.unwrap().unwrap().email, "new@example.com");
 }
 
 async fn other_users_files_answer_404(t: &TestStore) {
@@ -254,7 +269,7 @@ async fn bad_bodies_and_parameters_are_400_naming_the_field(t: &TestStore) {
     let reported: Vec<(&str, &str)> = result.1["details"]["conversations"].as_array().unwrap().iter().map(|c| (c["conversation_id"].as_str().unwrap(), c["reason"].as_str().unwrap())).collect();
     assert_eq!(reported, [(unknown[0].as_str(), "not_found"), (unknown[1].as_str(), "not_found")]);
 
-    let mut tx = app.t.store.catalogue.begin_as(&app.t.alice).await.unwrap();
+    let mut tx = app.t.transaction_as(Some(&app.t.alice)).await;
     let pending = app.import(&app.alice, "enriched/enriched-1.json").await;
     sqlx::query("UPDATE conversations SET enrichment_status = 'not_started' WHERE conversation_id = $1").bind(&pending).execute(&mut *tx).await.unwrap();
     tx.commit().await.unwrap();
@@ -303,11 +318,7 @@ async fn download_links_refuse_tampering_expiry_and_traversal(t: &TestStore) {
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["code"], "forbidden");
     }
-    let expired = app.state.signer.sign(&lora_files_server::downloads::SignedObject {
-        key: format!("training-files/{}/whatever.json", file["id"].as_str().unwrap()),
-        filename: "x.json".into(),
-        expires: chrono::Utc::now().timestamp() - 1,
-    });
+    let expired = TestStore::expired_link(&app.state.store, &app.t.alice, file["id"].as_str().unwrap());
     assert_eq!(app.client.get(format!("{}/files/{expired}", app.base)).send().await.unwrap().status(), StatusCode::FORBIDDEN);
     for traversal in ["/files/..%2F..%2Fetc%2Fpasswd", "/files/../catalogue.sqlite3", "/files/%2e%2e/%2e%2e/jwt-secret"] {
         let status = app.client.get(format!("{}{traversal}", app.base)).send().await.unwrap().status();

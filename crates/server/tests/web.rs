@@ -21,7 +21,7 @@ impl Browser {
     async fn open(t: &TestStore) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState::new(t.store.clone(), SECRET, Settings::new(&base));
+        let state = AppState::new(t.serving(&base, SECRET).await, SECRET, Settings::new());
         tokio::spawn(async move { axum::serve(listener, lora_files_server::app(state)).await });
         let client = Client::builder().redirect(redirect::Policy::none()).timeout(Duration::from_secs(30)).build().unwrap();
         Self { base, client, cookie: None }

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -13,8 +12,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
-use object_store::signer::Signer;
-use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, WriteMultipart};
+use object_store::{GetOptions, GetRange, ObjectStore, PutMode, PutOptions, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
@@ -59,8 +57,6 @@ pub struct StoredObject {
 #[derive(Clone)]
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
-    /// Set on S3: signs download URLs for keys under `prefix`.
-    s3: Option<(Arc<AmazonS3>, String)>,
     max_object_bytes: u64,
     description: String,
 }
@@ -77,7 +73,7 @@ impl Blobs {
         let root = data_dir.join("objects");
         std::fs::create_dir_all(&root).map_err(|e| StoreError::Config(format!("cannot create {}: {e}", root.display())))?;
         let store = LocalFileSystem::new_with_prefix(&root)?;
-        Ok(Self { store: Arc::new(store), s3: None, max_object_bytes, description: format!("local folder {}", root.display()) })
+        Ok(Self { store: Arc::new(store), max_object_bytes, description: format!("local folder {}", root.display()) })
     }
 
     /// `s3://bucket/prefix`, with credentials, region and endpoint from the
@@ -90,14 +86,14 @@ impl Blobs {
         if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
             builder = builder.with_endpoint(&endpoint).with_allow_http(endpoint.starts_with("http://"));
         }
-        let s3 = Arc::new(builder.build()?);
+        let s3: Arc<AmazonS3> = Arc::new(builder.build()?);
         let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
             s3.clone()
         } else {
             let shared: Arc<dyn ObjectStore> = s3.clone();
             Arc::new(PrefixStore::new(shared, prefix.as_str()))
         };
-        Ok(Self { store, s3: Some((s3, prefix)), max_object_bytes, description: format!("S3 {url}") })
+        Ok(Self { store, max_object_bytes, description: format!("S3 {url}") })
     }
 
     /// From `--storage-url` (when given) or the data directory.
@@ -135,15 +131,16 @@ impl Blobs {
         Ok(StoredObject { key: key.to_owned(), size, sha256 })
     }
 
-    /// Starts a streamed object of `expected_size` bytes at a new key; the size
-    /// limit is checked before anything is written.
-    pub async fn writer(&self, key: &str, expected_size: u64) -> Result<ObjectWriter, StoreError> {
-        self.check(key, expected_size)?;
+    /// Starts a streamed object at a new key (an existing object is never
+    /// replaced). Writes past the size limit fail; a writer that is not
+    /// finished must be aborted.
+    pub async fn writer(&self, key: &str) -> Result<ObjectWriter, StoreError> {
+        self.check(key, 0)?;
         if self.exists(key).await? {
             return Err(StoreError::Internal(format!("object {key} already exists; objects are never overwritten")));
         }
         let upload = self.store.put_multipart(&ObjectPath::from(key)).await?;
-        Ok(ObjectWriter { key: key.to_owned(), inner: WriteMultipart::new(upload), hasher: Sha256::new(), size: 0 })
+        Ok(ObjectWriter { key: key.to_owned(), inner: WriteMultipart::new(upload), hasher: Sha256::new(), size: 0, limit: self.max_object_bytes })
     }
 
     pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
@@ -154,6 +151,24 @@ impl Blobs {
     pub async fn stream(&self, key: &str) -> Result<BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
         let result = self.store.get(&ObjectPath::from(key)).await?;
         Ok(result.into_stream().map_err(StoreError::from).boxed())
+    }
+
+    /// `range` of the object's bytes as a stream of chunks; an empty range reads nothing.
+    pub async fn stream_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
+        if range.is_empty() {
+            return Ok(futures::stream::empty().boxed());
+        }
+        let options = GetOptions { range: Some(GetRange::Bounded(range)), ..GetOptions::default() };
+        let result = self.store.get_opts(&ObjectPath::from(key), options).await?;
+        Ok(result.into_stream().map_err(StoreError::from).boxed())
+    }
+
+    /// `range` of the object's bytes, whole.
+    pub async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes, StoreError> {
+        if range.is_empty() {
+            return Ok(Bytes::new());
+        }
+        Ok(self.store.get_range(&ObjectPath::from(key), range).await?)
     }
 
     /// The stored size, or `None` when there is no such object.
@@ -198,28 +213,42 @@ impl Blobs {
             .await
             .map_err(StoreError::from)
     }
-
-    /// A presigned GET URL on S3; `None` on local storage (the server signs its own).
-    pub async fn presigned_get(&self, key: &str, expires_in: Duration) -> Result<Option<url::Url>, StoreError> {
-        let Some((s3, prefix)) = &self.s3 else { return Ok(None) };
-        let full = if prefix.is_empty() { key.to_owned() } else { format!("{prefix}/{key}") };
-        Ok(Some(s3.signed_url(http::Method::GET, &ObjectPath::from(full), expires_in).await?))
-    }
 }
 
-/// An object being written in parts; dropped without `finish`, it is aborted.
+/// Parts of one object uploaded at once; more wait (memory stays bounded).
+const PARTS_IN_FLIGHT: usize = 4;
+
+/// An object being written in parts. Every path that does not `finish` it
+/// must `abort` it: on S3 an upload left open is invisible to listings and
+/// is billed until aborted.
 pub struct ObjectWriter {
     key: String,
     inner: WriteMultipart,
     hasher: Sha256,
     size: u64,
+    limit: u64,
 }
 
 impl ObjectWriter {
-    pub fn write(&mut self, bytes: &[u8]) {
+    /// Appends `bytes`, waiting while too many parts are in flight.
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        if self.size + bytes.len() as u64 > self.limit {
+            return Err(StoreError::TooLarge { what: format!("object {}", self.key), size: self.size + bytes.len() as u64, limit: self.limit });
+        }
+        self.inner.wait_for_capacity(PARTS_IN_FLIGHT).await?;
         self.hasher.update(bytes);
         self.size += bytes.len() as u64;
         self.inner.write(bytes);
+        Ok(())
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
     }
 
     pub async fn finish(self) -> Result<StoredObject, StoreError> {

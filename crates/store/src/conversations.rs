@@ -92,12 +92,22 @@ struct Pending {
     turn_count: i64,
 }
 
-impl Store {
+/// The conversation service; get one with [`Store::conversations`].
+#[derive(Clone, Copy)]
+pub struct Conversations<'s> {
+    store: &'s Store,
+}
+
+impl<'s> Conversations<'s> {
+    pub(crate) fn new(store: &'s Store) -> Self {
+        Self { store }
+    }
+
     /// Imports a conversation file of any stage, detected by content: an
     /// enriched v4 file (status `completed`), or raw / parsed LLM output
     /// (status `not_started`, enriched later). Importing the same bytes again
     /// changes nothing; other bytes under the same id are refused.
-    pub async fn import_conversation(&self, owner: &str, request: ImportRequest) -> Result<Imported, StoreError> {
+    pub async fn import(self, owner: &str, request: ImportRequest) -> Result<Imported, StoreError> {
         if request.bytes.iter().all(u8::is_ascii_whitespace) {
             let mut findings = Findings::default();
             findings.error(&JsonPath::root(), "empty_file", "there is nothing to import: the text is empty");
@@ -106,7 +116,7 @@ impl Store {
         let parsed = match source::parse(&request.bytes) {
             Ok(parsed) => parsed.document,
             Err(error) if request.keep_unparsable => {
-                self.check_scaffolding_keys(&request.scaffolding).await?;
+                self.store.scaffolding().check_keys(&request.scaffolding).await?;
                 let pending = Pending {
                     conversation_id: conversation_id_for(&request, None)?,
                     stage: "unparsable",
@@ -130,7 +140,7 @@ impl Store {
         };
         let stage = match Stage::of(&parsed) {
             Some(Stage::Enriched) => {
-                self.check_scaffolding_keys(&request.scaffolding).await?;
+                self.store.scaffolding().check_keys(&request.scaffolding).await?;
                 return self.import_enriched(owner, &request.source, request.bytes).await;
             }
             Some(Stage::Raw) => "raw",
@@ -148,7 +158,7 @@ impl Store {
         };
         let keys = request.scaffolding.clone().or(ScaffoldingKeys::from_parameters(parsed.get("input_parameters")));
         // The explicit keys win the merge, so the reference says whether they exist.
-        let reference = self.reference(&keys).await?;
+        let reference = self.store.scaffolding().reference(&keys).await?;
         require_known(&request.scaffolding, &reference)?;
         let parameters = input_parameters(&reference, parsed.get("input_parameters").and_then(Value::as_object)).map(Value::Object);
         let pending = Pending {
@@ -162,17 +172,17 @@ impl Store {
         self.insert_pending(owner, &request, pending).await
     }
 
-    async fn insert_pending(&self, owner: &str, request: &ImportRequest, pending: Pending) -> Result<Imported, StoreError> {
+    async fn insert_pending(self, owner: &str, request: &ImportRequest, pending: Pending) -> Result<Imported, StoreError> {
         let sha256 = hex::encode(Sha256::digest(&request.bytes));
-        if let Some(existing) = self.conversation(owner, &pending.conversation_id).await? {
+        if let Some(existing) = self.get(owner, &pending.conversation_id).await? {
             return judge_reimport(existing, &sha256);
         }
         let key = format!("conversations/{owner}/{}/source-{}.json", pending.conversation_id, &sha256[..12]);
-        if !self.blobs.exists(&key).await? {
-            self.blobs.put_new(&key, request.bytes.clone()).await?;
+        if !self.store.blobs.exists(&key).await? {
+            self.store.blobs.put_new(&key, request.bytes.clone()).await?;
         }
         let now = now_text();
-        let mut tx = self.catalogue.begin_as(owner).await?;
+        let mut tx = self.store.catalogue.begin_as(owner).await?;
         let inserted = sqlx::query(
             "INSERT INTO conversations (id, conversation_id, owner_id, enrichment_status, persona_key, emotional_arc_key, topic_key, \
              scaffolding_snapshot, turn_count, pair_count, created_at, updated_at, source_path, source_sha256, source_stage, parse_error) \
@@ -209,12 +219,12 @@ impl Store {
         match inserted {
             Ok(_) => {
                 tx.commit().await?;
-                let record = self.conversation(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
+                let record = self.get(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
                 Ok(Imported::New(record))
             }
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                 drop(tx);
-                let existing = self.conversation(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
+                let existing = self.get(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
                 judge_reimport(existing, sha256)
             }
             Err(error) => Err(error.into()),
@@ -222,23 +232,23 @@ impl Store {
     }
 
     /// Imports one enriched conversation file for `owner`. `source` names it in errors.
-    pub async fn import_enriched(&self, owner: &str, source: &str, bytes: Bytes) -> Result<Imported, StoreError> {
+    pub async fn import_enriched(self, owner: &str, source: &str, bytes: Bytes) -> Result<Imported, StoreError> {
         let (conversation, _warnings) = read_enriched_bytes(&bytes).map_err(|findings| StoreError::InvalidSource {
             path: source.to_owned(),
             errors: findings.into_iter().filter(|d| d.is_error()).collect(),
         })?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        if let Some(existing) = self.conversation(owner, &conversation.conversation_id).await? {
+        if let Some(existing) = self.get(owner, &conversation.conversation_id).await? {
             return judge_reimport(existing, &sha256);
         }
         let key = format!("conversations/{owner}/{}/enriched-{}.json", conversation.conversation_id, &sha256[..12]);
-        if !self.blobs.exists(&key).await? {
-            self.blobs.put_new(&key, bytes.clone()).await?;
+        if !self.store.blobs.exists(&key).await? {
+            self.store.blobs.put_new(&key, bytes.clone()).await?;
         }
         let figures = conversation.figures();
         let keys = conversation.scaffolding.keys();
         let now = now_text();
-        let mut tx = self.catalogue.begin_as(owner).await?;
+        let mut tx = self.store.catalogue.begin_as(owner).await?;
         let inserted = sqlx::query(
             "INSERT INTO conversations (id, conversation_id, owner_id, enrichment_status, enriched_file_path, enriched_file_size, \
              enriched_sha256, persona_key, emotional_arc_key, topic_key, scaffolding_snapshot, quality_score, turn_count, \
@@ -265,8 +275,8 @@ impl Store {
     }
 
     /// The conversation `conversation_id` of `owner`.
-    pub async fn conversation(&self, owner: &str, conversation_id: &str) -> Result<Option<ConversationRecord>, StoreError> {
-        let mut tx = self.catalogue.begin_as(owner).await?;
+    pub async fn get(self, owner: &str, conversation_id: &str) -> Result<Option<ConversationRecord>, StoreError> {
+        let mut tx = self.store.catalogue.begin_as(owner).await?;
         let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE owner_id = $1 AND conversation_id = $2");
         let record = sqlx::query_as(&sql).bind(owner).bind(conversation_id).fetch_optional(&mut *tx).await?;
         tx.commit().await?;
@@ -274,9 +284,9 @@ impl Store {
     }
 
     /// `owner`'s conversations, newest first.
-    pub async fn list_conversations(&self, owner: &str, filter: &ConversationFilter, limit: i64, cursor: Option<&str>) -> Result<Page<ConversationRecord>, StoreError> {
-        let (after_time, after_id) = crate::files::decode_cursor(cursor)?;
-        let q = filter.q.as_deref().map(|q| format!("%{}%", crate::files::escape_like(&q.to_lowercase())));
+    pub async fn list(self, owner: &str, filter: &ConversationFilter, limit: i64, cursor: Option<&str>) -> Result<Page<ConversationRecord>, StoreError> {
+        let (after_time, after_id) = crate::paging::decode_cursor(cursor)?;
+        let q = filter.q.as_deref().map(crate::paging::contains_pattern);
         let sql = format!(
             "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE owner_id = $1 \
              AND ($2 IS NULL OR enrichment_status = $2) AND ($3 IS NULL OR persona_key = $3) \
@@ -285,7 +295,7 @@ impl Store {
              AND ($8 IS NULL OR created_at < $8 OR (created_at = $8 AND id < $9)) \
              ORDER BY created_at DESC, id DESC LIMIT $10"
         );
-        let mut tx = self.catalogue.begin_as(owner).await?;
+        let mut tx = self.store.catalogue.begin_as(owner).await?;
         let mut items: Vec<ConversationRecord> = sqlx::query_as(&sql)
             .bind(owner)
             .bind(&filter.enrichment_status)
@@ -300,7 +310,7 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(crate::files::page(&mut items, limit, |c| (c.created_at.clone(), c.id.clone())))
+        Ok(crate::paging::page(&mut items, limit, |c| (c.created_at.clone(), c.id.clone())))
     }
 }
 

@@ -44,7 +44,7 @@ pub enum EnrichOutcome {
 
 /// What one run did, and the conversation as it now is.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Enrichment {
+pub struct EnrichmentRun {
     pub outcome: EnrichOutcome,
     pub conversation: ConversationRecord,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -95,25 +95,35 @@ fn stored_report(text: Option<&str>) -> Option<ValidationReport> {
     text.and_then(|t| serde_json::from_str(t).ok())
 }
 
-impl Store {
+/// The enrichment service; get one with [`Store::enrichment`].
+#[derive(Clone, Copy)]
+pub struct Enrichment<'s> {
+    store: &'s Store,
+}
+
+impl<'s> Enrichment<'s> {
+    pub(crate) fn new(store: &'s Store) -> Self {
+        Self { store }
+    }
+
     /// Enriches one conversation of `owner` (see the module docs). The run
     /// is its own task: a caller that goes away (a client hanging up, a
     /// request timing out) does not cut it short between claim and result.
-    pub async fn enrich(&self, owner: &str, conversation_id: &str) -> Result<Enrichment, StoreError> {
-        let (store, owner, conversation_id) = (self.clone(), owner.to_owned(), conversation_id.to_owned());
-        tokio::spawn(async move { store.enrich_to_the_end(&owner, &conversation_id).await })
+    pub async fn run(self, owner: &str, conversation_id: &str) -> Result<EnrichmentRun, StoreError> {
+        let (store, owner, conversation_id) = (self.store.clone(), owner.to_owned(), conversation_id.to_owned());
+        tokio::spawn(async move { store.enrichment().enrich_to_the_end(&owner, &conversation_id).await })
             .await
             .map_err(|error| StoreError::Internal(format!("the enrichment task failed: {error}")))?
     }
 
-    async fn enrich_to_the_end(&self, owner: &str, conversation_id: &str) -> Result<Enrichment, StoreError> {
-        let record = self.conversation(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
+    async fn enrich_to_the_end(self, owner: &str, conversation_id: &str) -> Result<EnrichmentRun, StoreError> {
+        let record = self.store.conversations().get(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
         if record.enrichment_status == "completed" {
-            return Ok(Enrichment { outcome: EnrichOutcome::Skipped, validation_report: None, conversation: record });
+            return Ok(EnrichmentRun { outcome: EnrichOutcome::Skipped, validation_report: None, conversation: record });
         }
         let claimed_at = now_text();
         let stale_before = timestamp_text(Utc::now() - STALE_AFTER);
-        let mut tx = self.catalogue.begin_as(owner).await?;
+        let mut tx = self.store.catalogue.begin_as(owner).await?;
         let claimed = sqlx::query(&format!(
             "UPDATE conversations SET enrichment_status = 'enrichment_in_progress', enrichment_started_at = $1, updated_at = $1 \
              WHERE owner_id = $2 AND conversation_id = $3 \
@@ -127,9 +137,9 @@ impl Store {
         .await?;
         tx.commit().await?;
         if claimed.rows_affected() == 0 {
-            let now = self.conversation(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
+            let now = self.store.conversations().get(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
             return match now.enrichment_status.as_str() {
-                "completed" => Ok(Enrichment { outcome: EnrichOutcome::Skipped, validation_report: None, conversation: now }),
+                "completed" => Ok(EnrichmentRun { outcome: EnrichOutcome::Skipped, validation_report: None, conversation: now }),
                 _ => Err(StoreError::EnrichmentInProgress(conversation_id.to_owned())),
             };
         }
@@ -147,21 +157,21 @@ impl Store {
         let outcome = if finish.file.is_some() { EnrichOutcome::Enriched } else { EnrichOutcome::Failed };
         let report = finish.report.clone();
         self.finish_enrichment(owner, conversation_id, &claimed_at, finish).await?;
-        let conversation = self.conversation(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
-        Ok(Enrichment { outcome, conversation, validation_report: report })
+        let conversation = self.store.conversations().get(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
+        Ok(EnrichmentRun { outcome, conversation, validation_report: report })
     }
 
     /// Validate → enrich → normalise → store. Errors are storage or database
     /// failures; the pipeline's own failures are a [`Finish`].
-    async fn run_pipeline(&self, owner: &str, record: &ConversationRecord) -> Result<Finish, StoreError> {
+    async fn run_pipeline(self, owner: &str, record: &ConversationRecord) -> Result<Finish, StoreError> {
         let source_path = record.source_path.as_deref().ok_or_else(|| StoreError::Internal("the conversation has no stored source".into()))?;
-        let source = self.blobs.get(source_path).await?;
+        let source = self.store.blobs.get(source_path).await?;
         let keys = ScaffoldingKeys {
             persona: record.persona_key.clone(),
             emotional_arc: record.emotional_arc_key.clone(),
             training_topic: record.topic_key.clone(),
         };
-        let reference = self.reference(&keys).await?;
+        let reference = self.store.scaffolding().reference(&keys).await?;
         let snapshot: Option<Value> = record.scaffolding_snapshot.as_deref().and_then(|s| serde_json::from_str(s).ok());
         let created_at = DateTime::parse_from_rfc3339(&record.created_at).map(|t| t.with_timezone(&Utc)).unwrap_or_else(|_| Utc::now());
         let subject = Subject {
@@ -170,7 +180,7 @@ impl Store {
             quality_score: record.quality_score,
             system_prompt: snapshot.as_ref().and_then(|s| s.get("system_prompt")).and_then(Value::as_str),
         };
-        let outcome = enrich::run(&source, &reference, &subject, &self.config.enrichment, self.blobs.max_object_bytes(), &now_text());
+        let outcome = enrich::run(&source, &reference, &subject, &self.store.config.enrichment, self.store.blobs.max_object_bytes(), &now_text());
         let failed = |status: &str, report: ValidationReport, error: String| Finish { status: status.into(), report: Some(report), error: Some(error), file: None };
         Ok(match outcome {
             Outcome::ValidationFailed(report) => {
@@ -183,10 +193,10 @@ impl Store {
                 let sha256 = hex::encode(Sha256::digest(&bytes));
                 let key = format!("conversations/{owner}/{}/enriched-{}.json", record.conversation_id, &sha256[..12]);
                 let size = bytes.len() as i64;
-                if !self.blobs.exists(&key).await? {
-                    self.blobs.put_new(&key, bytes.into()).await?;
+                if !self.store.blobs.exists(&key).await? {
+                    self.store.blobs.put_new(&key, bytes.into()).await?;
                 }
-                self.run_before_commit()?;
+                self.store.run_before_commit()?;
                 let figures = conversation.figures();
                 let file = EnrichedFile {
                     key,
@@ -202,11 +212,11 @@ impl Store {
     }
 
     /// Writes how a run ended, if its claim still holds.
-    async fn finish_enrichment(&self, owner: &str, conversation_id: &str, claimed_at: &str, finish: Finish) -> Result<(), StoreError> {
+    async fn finish_enrichment(self, owner: &str, conversation_id: &str, claimed_at: &str, finish: Finish) -> Result<(), StoreError> {
         let now = now_text();
         let file = finish.file.as_ref();
         let report = finish.report.as_ref().map(|r| serde_json::to_string(r).expect("a report serialises"));
-        let mut tx = self.catalogue.begin_as(owner).await?;
+        let mut tx = self.store.catalogue.begin_as(owner).await?;
         let written = sqlx::query(
             "UPDATE conversations SET enrichment_status = $1, validation_report = COALESCE($2, validation_report), \
              enrichment_error = $3, enrichment_started_at = NULL, updated_at = $4, \
@@ -241,21 +251,24 @@ impl Store {
     /// Enriches `conversation_ids`, [`ENRICH_CONCURRENCY`] at a time (each run
     /// claims its own row), yielding results in the order of the ids; an
     /// unknown id is reported, not fatal.
-    pub fn enrich_each<'a>(&'a self, owner: &'a str, conversation_ids: &'a [String]) -> impl Stream<Item = (String, Result<Enrichment, StoreError>)> + 'a {
+    pub fn run_each<'a>(self, owner: &'a str, conversation_ids: &'a [String]) -> impl Stream<Item = (String, Result<EnrichmentRun, StoreError>)> + 'a
+    where
+        's: 'a,
+    {
         futures::stream::iter(conversation_ids)
-            .map(move |id| async move { (id.clone(), self.enrich(owner, id).await) })
+            .map(move |id| async move { (id.clone(), self.run(owner, id).await) })
             .buffered(ENRICH_CONCURRENCY)
     }
 
-    /// [`Store::enrich_each`], collected.
-    pub async fn enrich_many(&self, owner: &str, conversation_ids: &[String]) -> Vec<(String, Result<Enrichment, StoreError>)> {
-        self.enrich_each(owner, conversation_ids).collect().await
+    /// [`Enrichment::run_each`], collected.
+    pub async fn run_many(self, owner: &str, conversation_ids: &[String]) -> Vec<(String, Result<EnrichmentRun, StoreError>)> {
+        self.run_each(owner, conversation_ids).collect().await
     }
 
     /// `owner`'s conversations that enrichment would work on, oldest first:
     /// not started, or stopped short of `completed` by a failure.
-    pub async fn pending_enrichment(&self, owner: &str) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.catalogue.begin_as(owner).await?;
+    pub async fn pending(self, owner: &str) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.store.catalogue.begin_as(owner).await?;
         let ids: Vec<(String,)> = sqlx::query_as(&format!(
             "SELECT conversation_id FROM conversations WHERE owner_id = $1 AND enrichment_status IN {STARTABLE} ORDER BY created_at, id"
         ))
@@ -267,7 +280,7 @@ impl Store {
     }
 
     /// What the conversation's last validation and enrichment said.
-    pub async fn enrichment_report(&self, owner: &str, conversation_id: &str) -> Result<EnrichmentReport, StoreError> {
+    pub async fn report(self, owner: &str, conversation_id: &str) -> Result<EnrichmentReport, StoreError> {
         #[derive(sqlx::FromRow)]
         struct WithReport {
             #[sqlx(flatten)]
@@ -275,7 +288,7 @@ impl Store {
             validation_report: Option<String>,
         }
         let sql = format!("SELECT {CONVERSATION_COLUMNS}, validation_report FROM conversations WHERE owner_id = $1 AND conversation_id = $2");
-        let mut tx = self.catalogue.begin_as(owner).await?;
+        let mut tx = self.store.catalogue.begin_as(owner).await?;
         let found: Option<WithReport> = sqlx::query_as(&sql).bind(owner).bind(conversation_id).fetch_optional(&mut *tx).await?;
         tx.commit().await?;
         let WithReport { record, validation_report: report } = found.ok_or(StoreError::NotFound)?;

@@ -38,6 +38,8 @@ pub enum StoreError {
     ConflictingImport(String),
     #[error("conversation {0} is being enriched right now; try again when that run ends")]
     EnrichmentInProgress(String),
+    #[error("{0}")]
+    Link(crate::links::LinkError),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("storage: {0}")]

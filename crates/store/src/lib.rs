@@ -1,25 +1,25 @@
 //! Catalogue (SQLite / PostgreSQL) and object storage (local disk / S3) for
 //! lora-files, and the services on them. Knows nothing of HTTP.
 //!
-//! [`Store`] holds the [`catalogue::Catalogue`] and the [`blobs::Blobs`];
-//! [`files`] is the TrainingFileService (create, add, remove, versions,
-//! downloads), [`conversations`] imports conversations at any stage,
-//! [`enrichment`] runs the enrichment pipeline on them, [`scaffolding`] keeps
-//! the reference data it reads, [`users`] keeps accounts, [`doctor`] checks
-//! that catalogue and storage agree.
+//! A [`Store`] hands out one service per noun — [`Store::training_files`],
+//! [`Store::conversations`], [`Store::enrichment`], [`Store::users`],
+//! [`Store::scaffolding`] — over its private catalogue and blob handles;
+//! [`Store::health`] and [`Store::doctor`] are for operators.
 
 pub mod blobs;
-pub mod catalogue;
+mod catalogue;
 pub mod conversations;
 pub mod doctor;
-pub mod error;
 pub mod enrichment;
-pub mod files;
-pub mod owner_cache;
+mod error;
+pub mod links;
+mod owner_cache;
+mod paging;
 pub mod records;
 pub mod scaffolding;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod training_files;
 pub mod users;
 
 use std::path::PathBuf;
@@ -27,10 +27,19 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-pub use blobs::Blobs;
-pub use catalogue::{Access, Catalogue};
+pub use blobs::{Blobs, ObjectKind, StoredObject, DEFAULT_MAX_OBJECT_BYTES};
+pub use catalogue::{redact, Access, Backend};
+pub use conversations::Conversations;
+pub use enrichment::Enrichment;
 pub use error::{Ineligible, StoreError};
+pub use links::LinkSettings;
+pub use owner_cache::ListedPage;
 pub use records::{ConversationRecord, Member, Page, TrainingFile, User, Version};
+pub use scaffolding::Scaffolding;
+pub use training_files::TrainingFiles;
+pub use users::Users;
+
+use catalogue::Catalogue;
 
 /// Where the catalogue and the objects live, and what files state.
 #[derive(Clone, Debug)]
@@ -40,6 +49,7 @@ pub struct StoreConfig {
     pub database_url: Option<String>,
     /// `s3://bucket/prefix`; `data_dir/objects` when absent.
     pub storage_url: Option<String>,
+    /// The largest object written: bounds one upload (a segment), not a file.
     pub max_object_bytes: u64,
     /// Written as `target_model` in training files (omitted when absent).
     pub target_model: Option<String>,
@@ -50,6 +60,8 @@ pub struct StoreConfig {
     /// How long list pages and download targets may be served from memory
     /// (changes made through this store drop them at once; zero: off).
     pub read_cache_ttl: std::time::Duration,
+    /// Where download links point and how they are signed.
+    pub links: LinkSettings,
 }
 
 impl StoreConfig {
@@ -63,6 +75,7 @@ impl StoreConfig {
             default_vertical: None,
             enrichment: lora_files_format::enrich::Settings::default(),
             read_cache_ttl: std::time::Duration::from_secs(1),
+            links: LinkSettings::default(),
         }
     }
 
@@ -76,15 +89,22 @@ impl StoreConfig {
 pub type BeforeCommit = Arc<dyn Fn() -> Result<(), StoreError> + Send + Sync>;
 
 /// The catalogue and the objects, with the settings every service needs.
+/// Cloning is cheap: clones share the pool, the object store and the caches.
 #[derive(Clone)]
 pub struct Store {
-    pub catalogue: Catalogue,
-    pub blobs: Blobs,
-    pub config: StoreConfig,
+    catalogue: Catalogue,
+    blobs: Blobs,
+    config: Arc<StoreConfig>,
+    signer: Arc<links::Signer>,
     before_commit: Option<BeforeCommit>,
-    file_locks: files::FileLocks,
-    file_lists: owner_cache::OwnerCache<owner_cache::ListKey, Arc<owner_cache::ListedPage>>,
-    download_targets: owner_cache::OwnerCache<(String, files::DownloadFormat, Option<i64>), files::DownloadTarget>,
+    files: training_files::Shared,
+}
+
+/// What `health` found: each part answers or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Health {
+    pub database: bool,
+    pub storage: bool,
 }
 
 impl Store {
@@ -92,8 +112,9 @@ impl Store {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| StoreError::Config(format!("cannot create {}: {e}", config.data_dir.display())))?;
         let catalogue = Catalogue::connect(&config.database_url(), access).await?;
         let blobs = Blobs::from_config(config.storage_url.as_deref(), &config.data_dir, config.max_object_bytes)?;
-        let (file_lists, download_targets) = (owner_cache::OwnerCache::new(config.read_cache_ttl), owner_cache::OwnerCache::new(config.read_cache_ttl));
-        Ok(Self { catalogue, blobs, config, before_commit: None, file_locks: files::FileLocks::default(), file_lists, download_targets })
+        let signer = Arc::new(links::Signer::new(&config.links.secret));
+        let files = training_files::Shared::new(config.read_cache_ttl);
+        Ok(Self { catalogue, blobs, config: Arc::new(config), signer, before_commit: None, files })
     }
 
     /// The same store with a hook run before every commit (tests).
@@ -102,15 +123,85 @@ impl Store {
         self
     }
 
-    /// Drops what is cached about `owner`'s files; called after every committed change.
-    pub(crate) fn files_changed(&self, owner: &str) {
-        self.file_lists.invalidate(owner);
-        self.download_targets.invalidate(owner);
+    pub fn training_files(&self) -> TrainingFiles<'_> {
+        TrainingFiles::new(self)
+    }
+
+    pub fn conversations(&self) -> Conversations<'_> {
+        Conversations::new(self)
+    }
+
+    pub fn enrichment(&self) -> Enrichment<'_> {
+        Enrichment::new(self)
+    }
+
+    pub fn users(&self) -> Users<'_> {
+        Users::new(self)
+    }
+
+    pub fn scaffolding(&self) -> Scaffolding<'_> {
+        Scaffolding::new(self)
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// Where the objects are, for messages (`local folder …`, `S3 s3://…`).
+    pub fn describe_storage(&self) -> &str {
+        self.blobs.describe()
+    }
+
+    /// The catalogue's URL without its password, for messages.
+    pub fn describe_catalogue(&self) -> String {
+        redact(&self.config.database_url())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.catalogue.backend()
+    }
+
+    /// Whether the catalogue and the storage answer (cheap: one query, one listing).
+    pub async fn health(&self) -> Health {
+        let (database, storage) = futures::join!(self.catalogue.ping(), self.blobs.list_with_age("doctor"));
+        Health { database: database.is_ok(), storage: storage.is_ok() }
+    }
+
+    /// The migrations applied, and how many this build knows.
+    pub async fn migrations(&self) -> Result<(usize, usize), StoreError> {
+        Ok((self.catalogue.applied_migrations().await?.len(), self.catalogue.known_migrations()))
+    }
+
+    /// Closes the catalogue's connections (tests drop their databases after).
+    pub async fn close(&self) {
+        self.catalogue.pool().close().await;
     }
 
     pub(crate) fn run_before_commit(&self) -> Result<(), StoreError> {
         self.before_commit.as_ref().map_or(Ok(()), |hook| hook())
     }
+}
+
+impl Store {
+    /// Deletes every object under `prefix`. Best effort: what is left is
+    /// found by `doctor`.
+    pub(crate) async fn delete_prefix(&self, prefix: &str) {
+        match self.blobs.list(prefix).await {
+            Ok(objects) => {
+                for (key, _) in objects {
+                    if let Err(error) = self.blobs.delete(&key).await {
+                        tracing::warn!(%key, %error, "could not delete an object; `lora-files doctor --repair` will");
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%prefix, %error, "could not list objects to delete; `lora-files doctor --repair` will"),
+        }
+    }
+}
+
+/// JSON as the catalogue keeps it in text columns.
+pub(crate) fn json_text(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("values serialise")
 }
 
 /// Now as the catalogue writes it: RFC 3339, UTC, milliseconds (sorts as text).

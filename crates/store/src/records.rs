@@ -81,19 +81,30 @@ pub struct Member {
     pub position: i64,
     #[serde(skip)]
     pub line_id_suffix: String,
+    /// The first 8 characters of the conversation id.
+    #[serde(skip)]
+    pub short_id: String,
+    /// Where its JSON fragment is stored: an object (a segment), offset and length.
     #[serde(skip)]
     pub fragment_json_path: String,
     #[serde(skip)]
-    pub fragment_jsonl_path: String,
+    pub fragment_json_offset: i64,
     #[serde(skip)]
     pub fragment_json_size: i64,
+    /// 1 when the stored JSON bytes begin with their separator (segments).
+    #[serde(skip)]
+    pub fragment_json_framed: i64,
+    #[serde(skip)]
+    pub fragment_jsonl_path: String,
+    #[serde(skip)]
+    pub fragment_jsonl_offset: i64,
     #[serde(skip)]
     pub fragment_jsonl_size: i64,
 }
 
 pub(crate) const MEMBER_COLUMNS: &str = "conversation_id, added_at, added_by, persona_key, emotional_arc_key, topic_key, \
-    quality_score, pairs, turns, human_reviewed_pairs, position, line_id_suffix, fragment_json_path, fragment_jsonl_path, \
-    fragment_json_size, fragment_jsonl_size";
+    quality_score, pairs, turns, human_reviewed_pairs, position, line_id_suffix, short_id, fragment_json_path, fragment_json_offset, \
+    fragment_json_size, fragment_json_framed, fragment_jsonl_path, fragment_jsonl_offset, fragment_jsonl_size";
 
 /// One immutable version of a training file.
 #[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
@@ -102,21 +113,24 @@ pub struct Version {
     pub version: i64,
     pub created_at: String,
     pub created_by: Option<String>,
+    /// `create`, `add`, `remove`, or `compact` (the same content, stored in fewer pieces).
     pub change: String,
     pub conversation_count: i64,
     pub total_training_pairs: i64,
+    /// Conversations this version added and removed.
+    #[sqlx(rename = "added_count")]
+    pub added: i64,
+    #[sqlx(rename = "removed_count")]
+    pub removed: i64,
     pub json_file_size: i64,
     pub jsonl_file_size: i64,
-    pub json_sha256: String,
-    pub jsonl_sha256: String,
-    #[serde(skip)]
-    pub json_file_path: String,
-    #[serde(skip)]
-    pub jsonl_file_path: String,
+    /// Known once the version has been downloaded whole (computing it costs a read of the file).
+    pub json_sha256: Option<String>,
+    pub jsonl_sha256: Option<String>,
 }
 
 pub(crate) const VERSION_COLUMNS: &str = "version, created_at, created_by, change, conversation_count, total_training_pairs, \
-    json_file_size, jsonl_file_size, json_sha256, jsonl_sha256, json_file_path, jsonl_file_path";
+    added_count, removed_count, json_file_size, jsonl_file_size, json_sha256, jsonl_sha256";
 
 /// A conversation in the catalogue.
 #[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]

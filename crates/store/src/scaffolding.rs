@@ -48,11 +48,21 @@ impl ScaffoldingRow {
     }
 }
 
-impl Store {
+/// The scaffolding service; get one with [`Store::scaffolding`].
+#[derive(Clone, Copy)]
+pub struct Scaffolding<'s> {
+    store: &'s Store,
+}
+
+impl<'s> Scaffolding<'s> {
+    pub(crate) fn new(store: &'s Store) -> Self {
+        Self { store }
+    }
+
     /// Inserts or replaces `rows` by key, all in one transaction (loading the
     /// same file twice changes nothing). Needs admin access on PostgreSQL.
-    pub async fn load_scaffolding(&self, rows: &[SeedRow]) -> Result<(), StoreError> {
-        let mut tx = self.catalogue.pool().begin().await?;
+    pub async fn load(self, rows: &[SeedRow]) -> Result<(), StoreError> {
+        let mut tx = self.store.catalogue.pool().begin().await?;
         for row in rows {
             let (table, key) = table(row.kind);
             let sql = format!(
@@ -66,30 +76,30 @@ impl Store {
     }
 
     /// Every row of one kind, by key.
-    pub async fn scaffolding(&self, kind: SeedKind) -> Result<Vec<ScaffoldingRow>, StoreError> {
+    pub async fn list(self, kind: SeedKind) -> Result<Vec<ScaffoldingRow>, StoreError> {
         let (table, key) = table(kind);
         let sql = format!("SELECT {key} AS key, id, name, data FROM {table} ORDER BY {key}");
-        Ok(sqlx::query_as(&sql).fetch_all(self.catalogue.pool()).await?)
+        Ok(sqlx::query_as(&sql).fetch_all(self.store.catalogue.pool()).await?)
     }
 
-    async fn scaffolding_row(&self, kind: SeedKind, key: Option<&str>) -> Result<Option<ScaffoldingRow>, StoreError> {
+    async fn row(self, kind: SeedKind, key: Option<&str>) -> Result<Option<ScaffoldingRow>, StoreError> {
         let Some(key) = key else { return Ok(None) };
         let (table, column) = table(kind);
         let sql = format!("SELECT {column} AS key, id, name, data FROM {table} WHERE {column} = $1");
-        Ok(sqlx::query_as(&sql).bind(key).fetch_optional(self.catalogue.pool()).await?)
+        Ok(sqlx::query_as(&sql).bind(key).fetch_optional(self.store.catalogue.pool()).await?)
     }
 
     /// Refuses keys named explicitly (CLI flags, API query) that the catalogue does not know.
-    pub async fn check_scaffolding_keys(&self, keys: &ScaffoldingKeys) -> Result<(), StoreError> {
+    pub async fn check_keys(self, keys: &ScaffoldingKeys) -> Result<(), StoreError> {
         require_known(keys, &self.reference(keys).await?)
     }
 
     /// What the catalogue knows about these keys; unknown keys give `None` parts.
-    pub async fn reference(&self, keys: &ScaffoldingKeys) -> Result<Reference, StoreError> {
-        let persona = self.scaffolding_row(SeedKind::Persona, keys.persona.as_deref()).await?;
-        let arc = self.scaffolding_row(SeedKind::EmotionalArc, keys.emotional_arc.as_deref()).await?;
-        let topic = self.scaffolding_row(SeedKind::TrainingTopic, keys.training_topic.as_deref()).await?;
-        let template = self.scaffolding_row(SeedKind::Template, keys.emotional_arc.as_deref()).await?;
+    pub async fn reference(self, keys: &ScaffoldingKeys) -> Result<Reference, StoreError> {
+        let persona = self.row(SeedKind::Persona, keys.persona.as_deref()).await?;
+        let arc = self.row(SeedKind::EmotionalArc, keys.emotional_arc.as_deref()).await?;
+        let topic = self.row(SeedKind::TrainingTopic, keys.training_topic.as_deref()).await?;
+        let template = self.row(SeedKind::Template, keys.emotional_arc.as_deref()).await?;
         Ok(Reference {
             persona: persona.map(|r| Persona::from_row(r.id(), &r.key, &r.name, &r.data())),
             emotional_arc: arc.map(|r| EmotionalArc::from_row(r.id(), &r.key, &r.name, &r.data())),

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use lora_files_format::enrich::reference::SeedRow;
 
+use crate::training_files::DownloadFormat;
 use crate::{Access, Store, StoreConfig};
 
 pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -51,9 +52,29 @@ impl TestStore {
             config.storage_url = Some(format!("{url}/{}", uuid::Uuid::new_v4().simple()));
         }
         let store = Store::open(config.clone(), Access::Service).await.unwrap();
-        let alice = store.add_user("alice@example.com", Some("correct horse battery")).await.unwrap().id;
-        let bob = store.add_user("bob@example.com", Some("another long secret")).await.unwrap().id;
+        let alice = store.users().add("alice@example.com", Some("correct horse battery")).await.unwrap().id;
+        let bob = store.users().add("bob@example.com", Some("another long secret")).await.unwrap().id;
         Self { store, config, dir, database, alice, bob }
+    }
+
+    /// A store on the same catalogue and objects whose download links point
+    /// at `public_url`, signed with `secret` (a test server's).
+    pub async fn serving(&self, public_url: &str, secret: &[u8]) -> Store {
+        let mut config = self.config.clone();
+        config.links = crate::LinkSettings { public_url: public_url.to_owned(), secret: secret.to_vec(), lifetime: std::time::Duration::from_secs(3600) };
+        Store::open(config, Access::Service).await.unwrap()
+    }
+
+    /// The token of a link to version 1 of `file_id` that expired a second ago.
+    pub fn expired_link(store: &Store, owner: &str, file_id: &str) -> String {
+        store.signer.sign(&crate::links::LinkTarget {
+            owner: owner.to_owned(),
+            file_id: file_id.to_owned(),
+            version: 1,
+            format: DownloadFormat::Json,
+            filename: "x.json".into(),
+            expires: chrono::Utc::now().timestamp() - 1,
+        })
     }
 
     /// A store on the same catalogue and objects acting as an operator.
@@ -70,7 +91,7 @@ impl TestStore {
             let (old_id, text) = &templates[i % templates.len()];
             let new_id = uuid::Uuid::new_v4().to_string();
             let bytes = Bytes::from(text.replace(old_id.as_str(), &new_id));
-            self.store.import_enriched(owner, &format!("copy-{i}.json"), bytes).await.unwrap();
+            self.store.conversations().import_enriched(owner, &format!("copy-{i}.json"), bytes).await.unwrap();
             ids.push(new_id);
         }
         ids
@@ -84,13 +105,70 @@ impl TestStore {
             rows.extend(text.lines().map(|line| SeedRow::from_value(serde_json::from_str(line).unwrap()).unwrap()));
         }
         let admin = self.admin().await;
-        admin.load_scaffolding(&rows).await.unwrap();
-        admin.catalogue.pool().close().await;
+        admin.scaffolding().load(&rows).await.unwrap();
+        admin.close().await;
+    }
+
+    /// The bytes a download link of this version serves (the current one when `version` is `None`).
+    pub async fn download(&self, user: &str, file_id: &str, format: DownloadFormat, version: Option<i64>) -> bytes::Bytes {
+        self.download_range(user, file_id, format, version, None).await
+    }
+
+    /// The bytes `range` of a version, as a download link serves them.
+    pub async fn download_range(&self, user: &str, file_id: &str, format: DownloadFormat, version: Option<i64>, range: Option<std::ops::Range<u64>>) -> bytes::Bytes {
+        use futures::TryStreamExt;
+        let link = self.store.training_files().download(user, file_id, format, version).await.unwrap();
+        let token = link.url.rsplit('/').next().unwrap();
+        let opened = self.store.training_files().open_link(token).await.unwrap();
+        let chunks: Vec<bytes::Bytes> = opened.body(range).try_collect().await.unwrap();
+        chunks.concat().into()
+    }
+
+    /// Every stored object under `prefix`, with its size (tests look at what a change left).
+    pub async fn objects(&self, prefix: &str) -> Vec<(String, u64)> {
+        let mut objects = self.store.blobs.list(prefix).await.unwrap();
+        objects.sort();
+        objects
+    }
+
+    /// The stored bytes of an object.
+    pub async fn object(&self, key: &str) -> bytes::Bytes {
+        self.store.blobs.get(key).await.unwrap()
+    }
+
+    /// Stores bytes at a new key (tests plant left-overs and damage).
+    pub async fn put_object(&self, key: &str, bytes: &'static [u8]) {
+        self.store.blobs.put_new(key, Bytes::from_static(bytes)).await.unwrap();
+    }
+
+    pub async fn delete_object(&self, key: &str) {
+        self.store.blobs.delete(key).await.unwrap();
+    }
+
+    /// A transaction on the catalogue acting as `user` (row-level security applies on
+    /// PostgreSQL), or as nobody.
+    pub async fn transaction_as(&self, user: Option<&str>) -> crate::catalogue::Transaction {
+        match user {
+            Some(user) => self.store.catalogue.begin_as(user).await.unwrap(),
+            None => self.store.catalogue.pool().begin().await.unwrap(),
+        }
+    }
+
+    /// The service's connection pool (tests check which role it acts as).
+    pub fn pool(&self) -> &sqlx::AnyPool {
+        self.store.catalogue.pool()
+    }
+
+    /// Runs SQL as an operator on the test's catalogue (tests set up states a crash would leave).
+    pub async fn execute_as_admin(&self, sql: &str) {
+        let admin = self.admin().await;
+        sqlx::query(sql).execute(admin.catalogue.pool()).await.unwrap();
+        admin.close().await;
     }
 
     pub async fn cleanup(self) {
         let Self { store, database, .. } = self;
-        store.catalogue.pool().close().await;
+        store.close().await;
         if let Some(name) = database {
             let admin = sqlx::PgPool::connect(ADMIN_URL).await.unwrap();
             sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&admin).await.unwrap();

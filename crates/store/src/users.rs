@@ -7,11 +7,21 @@ use crate::catalogue::Backend;
 use crate::records::User;
 use crate::{new_id, now_text, Store, StoreError};
 
-impl Store {
+/// The user service; get one with [`Store::users`].
+#[derive(Clone, Copy)]
+pub struct Users<'s> {
+    store: &'s Store,
+}
+
+impl<'s> Users<'s> {
+    pub(crate) fn new(store: &'s Store) -> Self {
+        Self { store }
+    }
+
     /// Adds a user; `password` may be absent for token-only accounts.
-    pub async fn add_user(&self, email: &str, password: Option<&str>) -> Result<User, StoreError> {
+    pub async fn add(self, email: &str, password: Option<&str>) -> Result<User, StoreError> {
         let email = normalize_email(email)?;
-        if self.find_user_by_email(&email).await?.is_some() {
+        if self.by_email(&email).await?.is_some() {
             return Err(StoreError::invalid("email", format!("a user with email {email} already exists")));
         }
         let password_hash = password.map(hash_password).transpose()?;
@@ -21,14 +31,14 @@ impl Store {
     }
 
     /// Creates the row of a user known by id only (a valid token for an unknown `sub`).
-    pub async fn provision_user(&self, id: &str, email: Option<&str>) -> Result<User, StoreError> {
+    pub async fn provision(self, id: &str, email: Option<&str>) -> Result<User, StoreError> {
         let user = User { id: id.to_owned(), email: email.map_or_else(|| format!("{id}@provisioned.invalid"), str::to_lowercase), password_hash: None, created_at: now_text() };
         self.insert_user(&user).await?;
         Ok(user)
     }
 
-    async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
-        let mut tx = self.catalogue.begin_as(&user.id).await?;
+    async fn insert_user(self, user: &User) -> Result<(), StoreError> {
+        let mut tx = self.store.catalogue.begin_as(&user.id).await?;
         sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&user.id)
             .bind(&user.email)
@@ -41,22 +51,22 @@ impl Store {
     }
 
     /// Every user (an operator's view: needs `Access::Admin` on PostgreSQL).
-    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        Ok(sqlx::query_as("SELECT id, email, password_hash, created_at FROM users ORDER BY created_at, email").fetch_all(self.catalogue.pool()).await?)
+    pub async fn list(self) -> Result<Vec<User>, StoreError> {
+        Ok(sqlx::query_as("SELECT id, email, password_hash, created_at FROM users ORDER BY created_at, email").fetch_all(self.store.catalogue.pool()).await?)
     }
 
-    pub async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+    pub async fn by_email(self, email: &str) -> Result<Option<User>, StoreError> {
         let email = email.trim().to_lowercase();
-        let sql = match self.catalogue.backend() {
+        let sql = match self.store.catalogue.backend() {
             Backend::Postgres => "SELECT id, email, password_hash, created_at FROM lora_files_user_by_email($1)",
             Backend::Sqlite => "SELECT id, email, password_hash, created_at FROM users WHERE email = $1",
         };
-        Ok(sqlx::query_as(sql).bind(email).fetch_optional(self.catalogue.pool()).await?)
+        Ok(sqlx::query_as(sql).bind(email).fetch_optional(self.store.catalogue.pool()).await?)
     }
 
     /// The user `id`, as seen by that user.
-    pub async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
-        let mut tx = self.catalogue.begin_as(id).await?;
+    pub async fn get(self, id: &str) -> Result<Option<User>, StoreError> {
+        let mut tx = self.store.catalogue.begin_as(id).await?;
         let user = sqlx::query_as("SELECT id, email, password_hash, created_at FROM users WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
         tx.commit().await?;
         Ok(user)
@@ -64,8 +74,8 @@ impl Store {
 
     /// The user whose email and password these are; the same `None` for an
     /// unknown email and a wrong password.
-    pub async fn authenticate(&self, email: &str, password: &str) -> Result<Option<User>, StoreError> {
-        let Some(user) = self.find_user_by_email(email).await? else {
+    pub async fn authenticate(self, email: &str, password: &str) -> Result<Option<User>, StoreError> {
+        let Some(user) = self.by_email(email).await? else {
             // Spend the same time as a real check so timing does not reveal which emails exist.
             let _ = verify_password(password, decoy_hash());
             return Ok(None);

@@ -4,56 +4,56 @@ mod common;
 
 use lora_files_store::on_both_backends;
 
-use bytes::Bytes;
 use chrono::Duration;
 use common::TestStore;
 use lora_files_store::conversations::ImportRequest;
-use lora_files_store::files::DownloadFormat;
 
 async fn a_consistent_store_is_healthy(t: &TestStore) {
     let ids = t.import_copies(&t.alice, 2).await;
-    t.store.create_training_file(&t.alice, "healthy", None, &ids).await.unwrap();
+    t.store.training_files().create(&t.alice, "healthy", None, &ids).await.unwrap();
     let report = t.admin().await.doctor(false, Duration::zero()).await;
     assert!(report.healthy(), "{report:#?}");
     let names: Vec<&str> = report.checks.iter().map(|c| c.name).collect();
-    assert_eq!(names, ["database reachable", "database migrated", "storage writable", "objects present", "no orphans", "no stalled enrichment"]);
+    assert_eq!(
+        names,
+        ["database reachable", "database migrated", "storage writable", "no abandoned writes", "objects present", "versions readable", "no orphans", "figures agree", "no stalled enrichment"]
+    );
 }
 
 /// Raw sources are recorded objects (never orphans), and a crashed
 /// enrichment run is reported and reset.
 async fn raw_sources_are_kept_and_stalled_enrichments_reset(t: &TestStore) {
     let raw = std::fs::read(common::fixture("raw/recent-raw.json")).unwrap();
-    let imported = t.store.import_conversation(&t.alice, ImportRequest::new("raw.json", raw)).await.unwrap();
+    let imported = t.store.conversations().import(&t.alice, ImportRequest::new("raw.json", raw)).await.unwrap();
     let id = imported.record().conversation_id.clone();
     let admin = t.admin().await;
     let report = admin.doctor(true, Duration::zero()).await;
     assert!(report.healthy() && report.removed == 0, "{report:#?}");
 
-    sqlx::query("UPDATE conversations SET enrichment_status = 'enrichment_in_progress', enrichment_started_at = '2020-01-01T00:00:00.000Z'")
-        .execute(admin.catalogue.pool())
-        .await
-        .unwrap();
+    t.execute_as_admin("UPDATE conversations SET enrichment_status = 'enrichment_in_progress', enrichment_started_at = '2020-01-01T00:00:00.000Z'").await;
     let report = admin.doctor(false, Duration::zero()).await;
     let stalled = report.checks.iter().find(|c| c.name == "no stalled enrichment").unwrap();
     assert!(!stalled.ok && stalled.detail.contains(&id), "{stalled:?}");
     assert!(admin.doctor(true, Duration::zero()).await.healthy());
-    let record = t.store.conversation(&t.alice, &id).await.unwrap().unwrap();
+    let record = t.store.conversations().get(&t.alice, &id).await.unwrap().unwrap();
     assert_eq!(record.enrichment_status, "not_started");
     assert!(record.enrichment_error.unwrap().contains("interrupted"));
 }
 
 async fn missing_objects_and_orphans_are_found_and_orphans_repaired(t: &TestStore) {
     let ids = t.import_copies(&t.alice, 2).await;
-    let file = t.store.create_training_file(&t.alice, "broken", None, &ids).await.unwrap();
-    let target = t.store.download_target(&t.alice, &file.id, DownloadFormat::Jsonl, None).await.unwrap();
-    t.store.blobs.delete(&target.key).await.unwrap();
-    t.store.blobs.put_new("training-files/nobody/left-over.json", Bytes::from_static(b"{}")).await.unwrap();
+    let file = t.store.training_files().create(&t.alice, "broken", None, &ids).await.unwrap();
+    let segment = t.objects(&format!("training-files/{}/segments", file.id)).await.into_iter().find(|(key, _)| key.ends_with(".jsonl")).unwrap().0;
+    t.delete_object(&segment).await;
+    t.put_object("training-files/nobody/left-over.json", b"{}").await;
 
     let admin = t.admin().await;
     let report = admin.doctor(false, Duration::zero()).await;
     assert!(!report.healthy());
     let present = report.checks.iter().find(|c| c.name == "objects present").unwrap();
-    assert!(!present.ok && present.detail.contains(&format!("missing: {}", target.key)), "{present:?}");
+    assert!(!present.ok && present.detail.contains(&format!("missing: {segment}")), "{present:?}");
+    let readable = report.checks.iter().find(|c| c.name == "versions readable").unwrap();
+    assert!(!readable.ok && readable.detail.contains(&segment), "{readable:?}");
     assert_eq!(report.orphans, ["training-files/nobody/left-over.json"]);
 
     // A young object may belong to a change in flight: it is not an orphan yet.
@@ -61,7 +61,7 @@ async fn missing_objects_and_orphans_are_found_and_orphans_repaired(t: &TestStor
 
     let repaired = admin.doctor(true, Duration::zero()).await;
     assert_eq!(repaired.removed, 1);
-    assert_eq!(t.store.blobs.size("training-files/nobody/left-over.json").await.unwrap(), None);
+    assert!(t.objects("training-files/nobody").await.is_empty());
 }
 
 on_both_backends!(

@@ -32,34 +32,30 @@ fn raw_request(text: impl Into<String>, id: &str) -> ImportRequest {
 }
 
 async fn status(t: &TestStore, id: &str) -> String {
-    t.store.conversation(&t.alice, id).await.unwrap().unwrap().enrichment_status
+    t.store.conversations().get(&t.alice, id).await.unwrap().unwrap().enrichment_status
 }
 
 async fn set_claim(t: &TestStore, id: &str, started_at: &str) {
-    let admin = t.admin().await;
-    sqlx::query("UPDATE conversations SET enrichment_status = 'enrichment_in_progress', enrichment_started_at = $1 WHERE conversation_id = $2")
-        .bind(started_at)
-        .bind(id)
-        .execute(admin.catalogue.pool())
-        .await
-        .unwrap();
-    admin.catalogue.pool().close().await;
+    t.execute_as_admin(&format!(
+        "UPDATE conversations SET enrichment_status = 'enrichment_in_progress', enrichment_started_at = '{started_at}' WHERE conversation_id = '{id}'"
+    ))
+    .await;
 }
 
 async fn raw_import_then_enrich_completes(t: &TestStore) {
     t.load_scaffolding().await;
-    let imported = t.store.import_conversation(&t.alice, raw_request(raw_text(), DAVID)).await.unwrap();
+    let imported = t.store.conversations().import(&t.alice, raw_request(raw_text(), DAVID)).await.unwrap();
     let Imported::New(record) = imported else { panic!("new") };
     assert_eq!((record.enrichment_status.as_str(), record.source_stage.as_str(), record.turn_count), ("not_started", "raw", 5));
     assert_eq!(record.persona_key.as_deref(), Some("pragmatic_optimist"));
     assert!(record.enriched_file_path.is_none());
     // Not eligible for a training file until enriched.
-    match t.store.create_training_file(&t.alice, "Too early", None, &[DAVID.to_owned()]).await {
+    match t.store.training_files().create(&t.alice, "Too early", None, &[DAVID.to_owned()]).await {
         Err(StoreError::Ineligible(refused)) => assert_eq!(refused[0].reason, "not_completed"),
         other => panic!("{other:?}"),
     }
 
-    let run = t.store.enrich(&t.alice, DAVID).await.unwrap();
+    let run = t.store.enrichment().run(&t.alice, DAVID).await.unwrap();
     assert_eq!(run.outcome, EnrichOutcome::Enriched);
     let record = run.conversation;
     assert_eq!(record.enrichment_status, "completed");
@@ -67,19 +63,19 @@ async fn raw_import_then_enrich_completes(t: &TestStore) {
     assert_eq!((record.turn_count, record.pair_count), (5, 2));
     assert!(run.validation_report.unwrap().is_valid);
 
-    let stored: Value = serde_json::from_slice(&t.store.blobs.get(record.enriched_file_path.as_ref().unwrap()).await.unwrap()).unwrap();
+    let stored: Value = serde_json::from_slice(&t.object(record.enriched_file_path.as_ref().unwrap()).await).unwrap();
     assert_eq!(stored["training_pairs"][0]["id"], "therapeutic_turn1", "pair ids keep the template category");
     assert_eq!(stored["training_pairs"][0]["conversation_id"], DAVID);
     assert_eq!(stored["training_pairs"][0]["conversation_metadata"]["client_persona"], "David Chen - The Pragmatic Optimist");
     assert_eq!(stored["input_parameters"]["persona_id"], derived_id("persona", "pragmatic_optimist"));
     assert_eq!(stored["input_parameters"]["training_topic_name"], "Grandparent 529 Contributions");
 
-    let file = t.store.create_training_file(&t.alice, "Enriched here", None, &[DAVID.to_owned()]).await.unwrap();
+    let file = t.store.training_files().create(&t.alice, "Enriched here", None, &[DAVID.to_owned()]).await.unwrap();
     assert_eq!((file.conversation_count, file.total_training_pairs), (1, 2));
-    assert_eq!(t.store.enrich(&t.alice, DAVID).await.unwrap().outcome, EnrichOutcome::Skipped);
-    let again = t.store.import_conversation(&t.alice, raw_request(raw_text(), DAVID)).await.unwrap();
+    assert_eq!(t.store.enrichment().run(&t.alice, DAVID).await.unwrap().outcome, EnrichOutcome::Skipped);
+    let again = t.store.conversations().import(&t.alice, raw_request(raw_text(), DAVID)).await.unwrap();
     assert!(matches!(again, Imported::Unchanged(_)), "re-importing the same raw file changes nothing");
-    let report = t.store.enrichment_report(&t.alice, DAVID).await.unwrap();
+    let report = t.store.enrichment().report(&t.alice, DAVID).await.unwrap();
     assert!(!report.can_enrich && report.validation_report.unwrap().is_valid);
 }
 
@@ -87,15 +83,15 @@ async fn validation_failure_is_recorded_and_retryable(t: &TestStore) {
     let mut raw: Value = serde_json::from_str(&raw_text()).unwrap();
     raw["turns"][2]["content"] = json!("");
     let id = uuid::Uuid::new_v4().to_string();
-    t.store.import_conversation(&t.alice, ImportRequest { conversation_id: Some(id.clone()), ..ImportRequest::new("bad.json", raw.to_string()) }).await.unwrap();
+    t.store.conversations().import(&t.alice, ImportRequest { conversation_id: Some(id.clone()), ..ImportRequest::new("bad.json", raw.to_string()) }).await.unwrap();
     for _ in 0..2 {
-        let run = t.store.enrich(&t.alice, &id).await.unwrap();
+        let run = t.store.enrichment().run(&t.alice, &id).await.unwrap();
         assert_eq!(run.outcome, EnrichOutcome::Failed);
         assert_eq!(run.conversation.enrichment_status, "validation_failed");
         let error = run.conversation.enrichment_error.unwrap();
         assert!(error.contains("MISSING_CONTENT at turns[2].content"), "{error}");
     }
-    let report = t.store.enrichment_report(&t.alice, &id).await.unwrap();
+    let report = t.store.enrichment().report(&t.alice, &id).await.unwrap();
     let validation = report.validation_report.unwrap();
     assert_eq!(validation.blockers[0].field, "turns[2].content");
     assert_eq!(validation.summary, "Validation failed: 1 blocking error(s)");
@@ -106,22 +102,22 @@ async fn unparsable_text_is_kept_for_review(t: &TestStore) {
     let text = raw_text();
     let truncated = &text[..900];
     let last_line = 1 + truncated.matches('\n').count();
-    let refused = t.store.import_conversation(&t.alice, ImportRequest::new("cut.json", truncated.to_owned())).await;
+    let refused = t.store.conversations().import(&t.alice, ImportRequest::new("cut.json", truncated.to_owned())).await;
     match refused {
         Err(StoreError::InvalidSource { errors, .. }) => assert_eq!(errors[0].position.unwrap().line, last_line),
         other => panic!("{other:?}"),
     }
     let empty = ImportRequest { keep_unparsable: true, ..ImportRequest::new("empty.json", " \n") };
-    assert!(matches!(t.store.import_conversation(&t.alice, empty).await, Err(StoreError::InvalidSource { .. })), "nothing to review");
+    assert!(matches!(t.store.conversations().import(&t.alice, empty).await, Err(StoreError::InvalidSource { .. })), "nothing to review");
     let request = ImportRequest { keep_unparsable: true, ..ImportRequest::new("cut.json", truncated.to_owned()) };
-    let Imported::New(record) = t.store.import_conversation(&t.alice, request.clone()).await.unwrap() else { panic!("new") };
+    let Imported::New(record) = t.store.conversations().import(&t.alice, request.clone()).await.unwrap() else { panic!("new") };
     assert_eq!((record.source_stage.as_str(), record.enrichment_status.as_str()), ("unparsable", "not_started"));
     assert!(record.parse_error.as_deref().unwrap().contains(&format!("line {last_line}")), "{:?}", record.parse_error);
-    assert!(matches!(t.store.import_conversation(&t.alice, request).await.unwrap(), Imported::Unchanged(_)));
-    let run = t.store.enrich(&t.alice, &record.conversation_id).await.unwrap();
+    assert!(matches!(t.store.conversations().import(&t.alice, request).await.unwrap(), Imported::Unchanged(_)));
+    let run = t.store.enrichment().run(&t.alice, &record.conversation_id).await.unwrap();
     assert_eq!(run.conversation.enrichment_status, "validation_failed");
     assert_eq!(run.validation_report.unwrap().blockers[0].code, "INVALID_JSON_SYNTAX");
-    assert!(t.store.enrichment_report(&t.alice, &record.conversation_id).await.unwrap().requires_manual_review);
+    assert!(t.store.enrichment().report(&t.alice, &record.conversation_id).await.unwrap().requires_manual_review);
 }
 
 async fn normalization_failure_then_retry(t: &TestStore) {
@@ -129,25 +125,25 @@ async fn normalization_failure_then_retry(t: &TestStore) {
     let mut small = t.config.clone();
     small.max_object_bytes = 10_000;
     let tight = Store::open(small, Access::Service).await.unwrap();
-    tight.import_conversation(&t.alice, raw_request(raw_text(), DAVID)).await.unwrap();
-    let run = tight.enrich(&t.alice, DAVID).await.unwrap();
+    tight.conversations().import(&t.alice, raw_request(raw_text(), DAVID)).await.unwrap();
+    let run = tight.enrichment().run(&t.alice, DAVID).await.unwrap();
     assert_eq!(run.conversation.enrichment_status, "normalization_failed");
     assert!(run.conversation.enrichment_error.unwrap().contains("above the limit of 10000"));
     assert!(run.conversation.enriched_file_path.is_none(), "no file is stored");
-    let retry = t.store.enrich(&t.alice, DAVID).await.unwrap();
+    let retry = t.store.enrichment().run(&t.alice, DAVID).await.unwrap();
     assert_eq!(retry.conversation.enrichment_status, "completed");
     assert!(retry.conversation.enrichment_error.is_none(), "the error is cleared on success");
 }
 
 async fn storage_failure_returns_to_the_previous_status(t: &TestStore) {
     t.load_scaffolding().await;
-    t.store.import_conversation(&t.alice, raw_request(raw_text(), DAVID)).await.unwrap();
+    t.store.conversations().import(&t.alice, raw_request(raw_text(), DAVID)).await.unwrap();
     let failing = t.store.clone().with_before_commit(Arc::new(|| Err(StoreError::Internal("disk on fire".into()))));
-    let run = failing.enrich(&t.alice, DAVID).await.unwrap();
+    let run = failing.enrichment().run(&t.alice, DAVID).await.unwrap();
     assert_eq!(run.outcome, EnrichOutcome::Failed);
     assert_eq!(run.conversation.enrichment_status, "not_started", "never stuck in progress");
     assert!(run.conversation.enrichment_error.as_deref().unwrap().contains("disk on fire"));
-    let retry = t.store.enrich(&t.alice, DAVID).await.unwrap();
+    let retry = t.store.enrichment().run(&t.alice, DAVID).await.unwrap();
     assert_eq!((retry.outcome, retry.conversation.enrichment_status.as_str()), (EnrichOutcome::Enriched, "completed"));
     assert!(retry.conversation.enrichment_error.is_none());
 }
@@ -155,12 +151,12 @@ async fn storage_failure_returns_to_the_previous_status(t: &TestStore) {
 /// A caller that gives up (a timed-out request) does not cut a run short.
 async fn a_run_outlives_its_caller(t: &TestStore) {
     t.load_scaffolding().await;
-    t.store.import_conversation(&t.alice, raw_request(raw_text(), DAVID)).await.unwrap();
+    t.store.conversations().import(&t.alice, raw_request(raw_text(), DAVID)).await.unwrap();
     let slow = t.store.clone().with_before_commit(Arc::new(|| {
         std::thread::sleep(std::time::Duration::from_millis(300));
         Ok(())
     }));
-    assert!(tokio::time::timeout(std::time::Duration::from_millis(50), slow.enrich(&t.alice, DAVID)).await.is_err());
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(50), slow.enrichment().run(&t.alice, DAVID)).await.is_err());
     for _ in 0..50 {
         if status(t, DAVID).await == "completed" {
             return;
@@ -172,12 +168,12 @@ async fn a_run_outlives_its_caller(t: &TestStore) {
 
 async fn a_live_claim_refuses_and_a_stale_one_is_taken_over(t: &TestStore) {
     t.load_scaffolding().await;
-    t.store.import_conversation(&t.alice, raw_request(raw_text(), DAVID)).await.unwrap();
+    t.store.conversations().import(&t.alice, raw_request(raw_text(), DAVID)).await.unwrap();
     set_claim(t, DAVID, &lora_files_format::render::timestamp(chrono::Utc::now())).await;
-    assert!(matches!(t.store.enrich(&t.alice, DAVID).await, Err(StoreError::EnrichmentInProgress(_))));
+    assert!(matches!(t.store.enrichment().run(&t.alice, DAVID).await, Err(StoreError::EnrichmentInProgress(_))));
     assert_eq!(status(t, DAVID).await, "enrichment_in_progress");
     set_claim(t, DAVID, "2020-01-01T00:00:00.000Z").await;
-    assert_eq!(t.store.enrich(&t.alice, DAVID).await.unwrap().conversation.enrichment_status, "completed");
+    assert_eq!(t.store.enrichment().run(&t.alice, DAVID).await.unwrap().conversation.enrichment_status, "completed");
 }
 
 async fn parsed_files_and_explicit_keys(t: &TestStore) {
@@ -186,44 +182,44 @@ async fn parsed_files_and_explicit_keys(t: &TestStore) {
     parsed["input_parameters"] = json!({"persona_id": "p1", "persona_key": "someone", "persona_name": "Someone", "emotional_arc_id": "",
         "emotional_arc_key": "", "emotional_arc_name": "", "training_topic_id": "t1", "training_topic_key": "budgeting", "training_topic_name": "Budgeting"});
     parsed["conversation_id"] = json!("0f8e5a4c-1111-4222-8333-944455556666");
-    let Imported::New(record) = t.store.import_conversation(&t.alice, ImportRequest::new("p.json", parsed.to_string())).await.unwrap() else { panic!() };
+    let Imported::New(record) = t.store.conversations().import(&t.alice, ImportRequest::new("p.json", parsed.to_string())).await.unwrap() else { panic!() };
     assert_eq!((record.source_stage.as_str(), record.topic_key.as_deref()), ("parsed", Some("budgeting")));
     assert_eq!(record.conversation_id, "0f8e5a4c-1111-4222-8333-944455556666", "the file's own id");
-    let run = t.store.enrich(&t.alice, &record.conversation_id).await.unwrap();
-    let stored: Value = serde_json::from_slice(&t.store.blobs.get(run.conversation.enriched_file_path.as_ref().unwrap()).await.unwrap()).unwrap();
+    let run = t.store.enrichment().run(&t.alice, &record.conversation_id).await.unwrap();
+    let stored: Value = serde_json::from_slice(&t.object(run.conversation.enriched_file_path.as_ref().unwrap()).await).unwrap();
     assert_eq!(stored["input_parameters"], parsed["input_parameters"]);
     assert_eq!(stored["training_pairs"][0]["id"], "fp_conversation_turn1", "no template: the original's default category");
     assert_eq!(stored["training_pairs"][0]["training_metadata"]["key_learning_objective"], "budgeting");
 
     // Keys named explicitly must exist; an id is derived from the bytes when none is given.
-    match t.store.import_conversation(&t.alice, ImportRequest { scaffolding: david_keys(), ..ImportRequest::new("r.json", raw_text()) }).await {
+    match t.store.conversations().import(&t.alice, ImportRequest { scaffolding: david_keys(), ..ImportRequest::new("r.json", raw_text()) }).await {
         Err(StoreError::Invalid { field, message }) => assert_eq!((field.as_str(), message.contains("scaffolding load")), ("persona_key", true)),
         other => panic!("{other:?}"),
     }
-    let first = t.store.import_conversation(&t.alice, ImportRequest::new("r.json", raw_text())).await.unwrap();
-    let second = t.store.import_conversation(&t.alice, ImportRequest::new("copy.json", raw_text())).await.unwrap();
+    let first = t.store.conversations().import(&t.alice, ImportRequest::new("r.json", raw_text())).await.unwrap();
+    let second = t.store.conversations().import(&t.alice, ImportRequest::new("copy.json", raw_text())).await.unwrap();
     assert!(matches!(second, Imported::Unchanged(_)));
     assert_eq!(first.record().conversation_id, second.record().conversation_id);
-    assert!(matches!(t.store.import_conversation(&t.alice, ImportRequest::new("x.json", "{\"hello\": 1}")).await, Err(StoreError::InvalidSource { .. })));
-    assert!(matches!(t.store.enrich(&t.bob, DAVID).await, Err(StoreError::NotFound)), "other owners see nothing");
+    assert!(matches!(t.store.conversations().import(&t.alice, ImportRequest::new("x.json", "{\"hello\": 1}")).await, Err(StoreError::InvalidSource { .. })));
+    assert!(matches!(t.store.enrichment().run(&t.bob, DAVID).await, Err(StoreError::NotFound)), "other owners see nothing");
 }
 
 async fn bulk_enrichment_reports_each_id(t: &TestStore) {
     t.load_scaffolding().await;
-    t.store.import_conversation(&t.alice, raw_request(raw_text(), DAVID)).await.unwrap();
+    t.store.conversations().import(&t.alice, raw_request(raw_text(), DAVID)).await.unwrap();
     let mut broken: Value = serde_json::from_str(&raw_text()).unwrap();
     broken["turns"][0]["role"] = json!("narrator");
     let broken_id = uuid::Uuid::new_v4().to_string();
-    t.store.import_conversation(&t.alice, raw_request(broken.to_string(), &broken_id)).await.unwrap();
+    t.store.conversations().import(&t.alice, raw_request(broken.to_string(), &broken_id)).await.unwrap();
     let enriched = t.import_copies(&t.alice, 1).await;
-    let pending = t.store.pending_enrichment(&t.alice).await.unwrap();
+    let pending = t.store.enrichment().pending(&t.alice).await.unwrap();
     assert_eq!(pending, [DAVID.to_owned(), broken_id.clone()]);
 
     let unknown = uuid::Uuid::new_v4().to_string();
-    let results = t.store.enrich_many(&t.alice, &[DAVID.into(), broken_id.clone(), enriched[0].clone(), unknown.clone()]).await;
+    let results = t.store.enrichment().run_many(&t.alice, &[DAVID.into(), broken_id.clone(), enriched[0].clone(), unknown.clone()]).await;
     let outcomes: Vec<_> = results.iter().map(|(_, r)| r.as_ref().map(|e| e.outcome).map_err(ToString::to_string)).collect();
     assert_eq!(outcomes, [Ok(EnrichOutcome::Enriched), Ok(EnrichOutcome::Failed), Ok(EnrichOutcome::Skipped), Err("not found".into())]);
-    assert_eq!(t.store.pending_enrichment(&t.alice).await.unwrap(), [broken_id]);
+    assert_eq!(t.store.enrichment().pending(&t.alice).await.unwrap(), [broken_id]);
 }
 
 async fn scaffolding_loads_idempotently(t: &TestStore) {
@@ -232,10 +228,10 @@ async fn scaffolding_loads_idempotently(t: &TestStore) {
     let counts = [SeedKind::Persona, SeedKind::EmotionalArc, SeedKind::TrainingTopic, SeedKind::Template];
     let mut found = Vec::new();
     for kind in counts {
-        found.push(t.store.scaffolding(kind).await.unwrap().len());
+        found.push(t.store.scaffolding().list(kind).await.unwrap().len());
     }
     assert_eq!(found, [3, 7, 65, 7]);
-    let personas = t.store.scaffolding(SeedKind::Persona).await.unwrap();
+    let personas = t.store.scaffolding().list(SeedKind::Persona).await.unwrap();
     let david = personas.iter().find(|p| p.key == "pragmatic_optimist").unwrap().to_value();
     assert_eq!((david["name"].as_str(), david["id"].as_str()), (Some("David Chen"), Some(derived_id("persona", "pragmatic_optimist").as_str())));
 }

@@ -1,0 +1,191 @@
+//! The training-file service: files as sequences of immutable versions, each
+//! a small manifest over stored segments that versions share.
+//!
+//! A change (create, add, remove, compact) writes new segment objects holding
+//! only the fragments it adds, then commits the catalogue in one transaction
+//! that succeeds only if the file is still at the version the change read.
+//! A version is its [`manifest::Manifest`]: a rendered header, byte ranges of
+//! segments, and a footer; downloads stream it ([`download`]). Nothing a
+//! committed version refers to is deleted while the version exists, so a crash
+//! or a race never loses or tears a version; objects a failed attempt wrote
+//! are deleted, and what a crash left is what `doctor --repair` removes.
+//!
+//! Modules: [`changes`] the change pipeline, [`segments`] writing fragments
+//! into segments, [`manifest`] the layout of a version, [`queries`] reads,
+//! [`sql`] the catalogue writes, [`download`] links and streamed reads.
+
+mod changes;
+pub mod download;
+pub(crate) mod manifest;
+mod queries;
+mod segments;
+mod sql;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+
+use serde::{Deserialize, Serialize};
+
+use crate::owner_cache::{ListKey, ListedPage, OwnerCache};
+use crate::{Store, StoreError};
+
+pub use download::{DownloadLink, OpenedDownload};
+
+/// Longest training-file name, in characters.
+pub const MAX_NAME_CHARS: usize = 255;
+
+/// The formats a version can be downloaded in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DownloadFormat {
+    Json,
+    Jsonl,
+}
+
+impl DownloadFormat {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "json" => Some(Self::Json),
+            "jsonl" => Some(Self::Jsonl),
+            _ => None,
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Jsonl => "jsonl",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Json => "application/json",
+            Self::Jsonl => "application/x-ndjson",
+        }
+    }
+}
+
+/// A change to a file's metadata (`PATCH`).
+#[derive(Clone, Debug, Default)]
+pub struct FileUpdate {
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+    pub status: Option<String>,
+}
+
+/// List filters: `status` is a status or `all` (default `active`); `q` a name substring.
+#[derive(Clone, Debug, Default)]
+pub struct FileFilter {
+    pub status: Option<String>,
+    pub q: Option<String>,
+}
+
+/// The service; get one with [`Store::training_files`].
+#[derive(Clone, Copy)]
+pub struct TrainingFiles<'s> {
+    store: &'s Store,
+}
+
+/// What the service keeps between calls: per-file locks and read caches.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    locks: FileLocks,
+    lists: OwnerCache<ListKey, Arc<ListedPage>>,
+    downloads: OwnerCache<(String, DownloadFormat, Option<i64>), download::Described>,
+}
+
+impl Shared {
+    pub(crate) fn new(ttl: std::time::Duration) -> Self {
+        Self { locks: FileLocks::default(), lists: OwnerCache::new(ttl), downloads: OwnerCache::new(ttl) }
+    }
+}
+
+impl<'s> TrainingFiles<'s> {
+    pub(crate) fn new(store: &'s Store) -> Self {
+        Self { store }
+    }
+
+    fn shared(self) -> &'s Shared {
+        &self.store.files
+    }
+
+    /// Drops what is cached about `owner`'s files; called after every committed change.
+    fn changed(self, owner: &str) {
+        self.shared().lists.invalidate(owner);
+        self.shared().downloads.invalidate(owner);
+    }
+}
+
+/// Changes to one file made by this process queue on its lock instead of
+/// racing (a lost race costs a whole attempt's writes). Several processes on
+/// one catalogue are still kept apart by the version check at commit.
+#[derive(Clone, Default)]
+struct FileLocks(Arc<Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>>);
+
+impl FileLocks {
+    async fn lock(&self, file_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.0.lock().expect("no panics while holding the lock");
+            locks.retain(|_, weak| weak.strong_count() > 0);
+            match locks.get(file_id).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(tokio::sync::Mutex::new(()));
+                    locks.insert(file_id.to_owned(), Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
+}
+
+/// The name as stored: trimmed, 1–255 characters, no control characters.
+pub(crate) fn check_name(name: &str) -> Result<String, StoreError> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
+        return Err(StoreError::invalid("name", "must not be empty"));
+    }
+    if trimmed.chars().count() > MAX_NAME_CHARS {
+        return Err(StoreError::invalid("name", format!("must be at most {MAX_NAME_CHARS} characters")));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(StoreError::invalid("name", "must not contain control characters"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// At least one id, each a UUID, none twice.
+pub fn check_ids(ids: &[String]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Err(StoreError::invalid("conversation_ids", "must name at least one conversation"));
+    }
+    let mut seen = HashSet::new();
+    for (i, id) in ids.iter().enumerate() {
+        if uuid::Uuid::parse_str(id).is_err() || id.len() != 36 {
+            return Err(StoreError::invalid(format!("conversation_ids[{i}]"), format!("{id:?} is not a UUID")));
+        }
+        if !seen.insert(id.as_str()) {
+            return Err(StoreError::invalid(format!("conversation_ids[{i}]"), format!("{id} is named twice")));
+        }
+    }
+    Ok(())
+}
+
+/// The first 8 characters of a conversation id: its JSONL line-id suffix
+/// unless another conversation of the file already uses them.
+pub(crate) fn short_of(conversation_id: &str) -> String {
+    conversation_id.chars().take(8).collect()
+}
+
+/// A name fit for `Content-Disposition` and file systems.
+pub(crate) fn safe_filename(name: &str) -> String {
+    let cleaned: String = name.chars().map(|c| if c.is_control() || "/\\\"".contains(c) { '_' } else { c }).collect();
+    let cleaned = cleaned.trim_start_matches('.').trim();
+    if cleaned.is_empty() { "training-file".into() } else { cleaned.to_owned() }
+}
+
+pub(crate) fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+    chrono::DateTime::parse_from_rfc3339(text).map(|t| t.to_utc()).map_err(|e| StoreError::Internal(format!("bad timestamp {text:?} in the catalogue: {e}")))
+}
