@@ -38,6 +38,8 @@ impl TokenKeys {
         // Supabase tokens carry `aud: "authenticated"`; ours none. The signature is what counts.
         validation.validate_aud = false;
         validation.leeway = 0;
+        // A token that is not valid yet is refused like an expired one.
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation }
     }
@@ -53,6 +55,7 @@ impl TokenKeys {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map(|data| data.claims).map_err(|error| {
             let reason = match error.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired",
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => "the token's signature is not valid",
                 _ => "the token is not valid",
             };
@@ -71,28 +74,42 @@ impl FromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts).or_else(|| session_cookie(parts)).ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
         let claims = state.tokens.verify(&token)?;
-        if uuid::Uuid::parse_str(&claims.sub).is_err() {
-            return Err(ApiError::unauthorized("the token's subject is not a user id"));
-        }
-        ensure_user(state, &claims).await?;
-        Ok(AuthUser(claims.sub))
+        // One user however the id is written (upper case, braces, urn:uuid:).
+        let user = lora_files_store::ids::canonical_uuid(&claims.sub).ok_or_else(|| ApiError::unauthorized("the token's subject is not a user id"))?;
+        ensure_user(state, &user, claims.email.as_deref()).await?;
+        Ok(AuthUser(user))
     }
 }
 
-/// A valid token whose user is unknown provisions that user (Supabase tokens).
-async fn ensure_user(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
-    if state.known_users.read().expect("no panics while holding the lock").contains(&claims.sub) {
+/// A valid token whose user is unknown provisions that user (Supabase
+/// tokens). Its `email` must not be another user's: accounts are never
+/// linked by email (a token issuer could otherwise claim anyone's), so such a
+/// token is refused with 401.
+async fn ensure_user(state: &AppState, user: &str, email: Option<&str>) -> Result<(), ApiError> {
+    if state.known_users.read().expect("no panics while holding the lock").contains(user) {
         return Ok(());
     }
-    if state.store.users().get(&claims.sub).await?.is_none() {
-        match state.store.users().provision(&claims.sub, claims.email.as_deref()).await {
-            Ok(_) => tracing::info!(user = %claims.sub, "provisioned a user from a valid token"),
+    if state.store.users().get(user).await?.is_none() {
+        let email = email.filter(|e| !e.trim().is_empty());
+        if email.is_some_and(|e| e.contains(|c: char| c.is_control())) {
+            return Err(ApiError::unauthorized("the token's email claim is not an email address"));
+        }
+        let taken = || ApiError::unauthorized("the token's email belongs to another account; accounts are not linked by email");
+        if let Some(email) = email {
+            if state.store.users().by_email(email).await?.is_some_and(|other| other.id != user) {
+                return Err(taken());
+            }
+        }
+        match state.store.users().provision(user, email).await {
+            Ok(_) => tracing::info!(user, "provisioned a user from a valid token"),
             // Two first requests at once: the other one created it.
-            Err(_) if state.store.users().get(&claims.sub).await?.is_some() => {}
+            Err(_) if state.store.users().get(user).await?.is_some() => {}
+            // Another token took the email between the check and the insert.
+            Err(error) if error.is_unique_violation() => return Err(taken()),
             Err(error) => return Err(error.into()),
         }
     }
-    state.known_users.write().expect("no panics while holding the lock").insert(claims.sub.clone());
+    state.known_users.write().expect("no panics while holding the lock").insert(user.to_owned());
     Ok(())
 }
 

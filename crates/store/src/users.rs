@@ -57,6 +57,10 @@ impl<'s> Users<'s> {
 
     pub async fn by_email(self, email: &str) -> Result<Option<User>, StoreError> {
         let email = email.trim().to_lowercase();
+        if email.contains('\0') {
+            // No address holds it (`add` refuses control characters); PostgreSQL could not even compare it.
+            return Ok(None);
+        }
         let sql = match self.store.catalogue.backend() {
             Backend::Postgres => "SELECT id, email, password_hash, created_at FROM lora_files_user_by_email($1)",
             Backend::Sqlite => "SELECT id, email, password_hash, created_at FROM users WHERE email = $1",
@@ -87,7 +91,7 @@ impl<'s> Users<'s> {
 
 fn normalize_email(email: &str) -> Result<String, StoreError> {
     let email = email.trim().to_lowercase();
-    let valid = email.len() <= 254 && !email.contains(char::is_whitespace) && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !domain.starts_with('.'));
+    let valid = email.len() <= 254 && !email.contains(|c: char| c.is_whitespace() || c.is_control()) && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !domain.starts_with('.'));
     if !valid {
         return Err(StoreError::invalid("email", format!("{email:?} is not an email address")));
     }
