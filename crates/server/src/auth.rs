@@ -5,6 +5,7 @@
 use axum::extract::{FromRequestParts, State};
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -61,6 +62,17 @@ impl TokenKeys {
             };
             ApiError::unauthorized(reason)
         })
+    }
+}
+
+/// The client's address (when the server runs with connect info).
+pub struct ClientAddress(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(crate::throttle::client_address(parts)))
     }
 }
 
@@ -147,8 +159,14 @@ pub fn router() -> Router<AppState> {
 
 /// Exchanges an email and password for an access token.
 #[utoipa::path(post, path = "/api/auth/token", tag = "auth", request_body = TokenRequest,
-    responses((status = 200, body = TokenResponse), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody)))]
-pub async fn issue_token(State(state): State<AppState>, ApiJson(request): ApiJson<TokenRequest>) -> ApiResult<Json<TokenResponse>> {
+    responses((status = 200, body = TokenResponse), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 429, body = crate::openapi::ErrorBody, description = "too many attempts for this email or from this address; `Retry-After` says when to try again")))]
+pub async fn issue_token(State(state): State<AppState>, ClientAddress(address): ClientAddress, ApiJson(request): ApiJson<TokenRequest>) -> Result<Json<TokenResponse>, Response> {
+    state.logins.attempt(&request.email, address).map_err(IntoResponse::into_response)?;
+    issue_checked_token(&state, &request).await.map_err(IntoResponse::into_response)
+}
+
+async fn issue_checked_token(state: &AppState, request: &TokenRequest) -> ApiResult<Json<TokenResponse>> {
     // The same answer for an unknown email and a wrong password.
     let user = state.store.users().authenticate(&request.email, &request.password).await?.ok_or_else(|| ApiError::unauthorized("wrong email or password"))?;
     let lifetime = state.settings.token_lifetime;

@@ -32,7 +32,7 @@ impl<'t> TestApp<'t> {
         adjust(&mut settings);
         let state = AppState::new(t.serving(&base, SECRET).await, SECRET, settings);
         let app = lora_files_server::app(state.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        tokio::spawn(async move { axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await });
         let lifetime = Duration::from_secs(600);
         let alice = state.tokens.issue(&t.alice, None, lifetime);
         let bob = state.tokens.issue(&t.bob, None, lifetime);
@@ -610,6 +610,47 @@ async fn every_problem_with_the_ids_is_reported_in_one_answer(t: &TestStore) {
     assert_eq!(versions["versions"].as_array().unwrap().len(), 1, "nothing was added");
 }
 
+async fn logins_are_throttled_per_account_and_per_address(t: &TestStore) {
+    let app = TestApp::spawn_with(t, |s| {
+        s.login_attempts_per_account = std::num::NonZeroU32::new(5).unwrap();
+        s.login_attempts_per_address = std::num::NonZeroU32::new(8).unwrap();
+    })
+    .await;
+    let login = |email: &'static str, password: &'static str| app.client.post(format!("{}/api/auth/token", app.base)).json(&json!({"email": email, "password": password})).send();
+    for _ in 0..5 {
+        assert_eq!(login("alice@example.com", "wrong password").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    // Over the account's limit even the right password waits; the answer says how long.
+    let throttled = login("alice@example.com", "correct horse battery").await.unwrap();
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = throttled.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: Value = throttled.json().await.unwrap();
+    assert_eq!(body["code"], "too_many_attempts");
+    // Another account from the same address still signs in, until the address's own limit.
+    assert_eq!(login("bob@example.com", "another long secret").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(login("nobody@example.com", "x").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(login("bob@example.com", "another long secret").await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS, "the address's limit");
+}
+
+async fn a_password_less_account_costs_a_real_password_check(t: &TestStore) {
+    // A provisioned account has no password: a login with its email runs argon2 against the decoy like any other failure.
+    let provisioned = uuid::Uuid::new_v4().to_string();
+    app_users(t).provision(&provisioned, Some("token-only@example.com")).await.unwrap();
+    let started = std::time::Instant::now();
+    assert!(app_users(t).authenticate("alice@example.com", "wrong password").await.unwrap().is_none());
+    let real = started.elapsed();
+    let started = std::time::Instant::now();
+    assert!(app_users(t).authenticate("token-only@example.com", "").await.unwrap().is_none());
+    let password_less = started.elapsed();
+    // The same argon2 work (not a timing race: a skipped check is ~1000x faster than one argon2 verify).
+    assert!(password_less * 20 > real, "password-less {password_less:?} vs real {real:?}");
+}
+
+fn app_users(t: &TestStore) -> lora_files_store::Users<'_> {
+    t.store.users()
+}
+
 on_both_backends!(
     the_whole_flow_from_import_to_download,
     every_route_but_the_public_ones_needs_a_valid_token,
@@ -625,4 +666,6 @@ on_both_backends!(
     tokens_are_checked_for_nbf_another_users_email_and_id_spelling,
     ids_in_any_case_or_form_name_the_same_conversation,
     every_problem_with_the_ids_is_reported_in_one_answer,
+    logins_are_throttled_per_account_and_per_address,
+    a_password_less_account_costs_a_real_password_check,
 );
