@@ -207,31 +207,47 @@ impl<'s> Conversations<'s> {
         .bind(&pending.parse_error)
         .execute(&mut *tx)
         .await;
-        self.finish_insert(owner, &pending.conversation_id, &sha256, tx, inserted).await
+        self.finish_insert(owner, &pending.conversation_id, &sha256, &key, tx, inserted).await
     }
 
     /// Commits an import's insert; when a concurrent import of the same id
-    /// won the race, judges this one against it.
+    /// won the race, judges this one against it. An attempt that did not
+    /// land deletes the object it stored (`key`) unless the row that did
+    /// land refers to it (the same bytes): nothing else can.
     async fn finish_insert(
         &self,
         owner: &str,
         conversation_id: &str,
         sha256: &str,
+        key: &str,
         tx: crate::catalogue::Transaction,
         inserted: Result<sqlx::any::AnyQueryResult, sqlx::Error>,
     ) -> Result<Imported, StoreError> {
-        match inserted {
-            Ok(_) => {
-                tx.commit().await?;
-                let record = self.get(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
-                Ok(Imported::New(record))
-            }
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+        let failed = match inserted {
+            Ok(_) => match tx.commit().await {
+                Ok(()) => {
+                    let record = self.get(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
+                    return Ok(Imported::New(record));
+                }
+                Err(error) => StoreError::from(error),
+            },
+            Err(error) => {
                 drop(tx);
-                let existing = self.get(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
-                judge_reimport(existing, sha256)
+                StoreError::from(error)
             }
-            Err(error) => Err(error.into()),
+        };
+        let lost_race = failed.is_unique_violation();
+        let existing = if lost_race { self.get(owner, conversation_id).await? } else { None };
+        let referred = existing.as_ref().is_some_and(|e| e.source_path.as_deref() == Some(key) || e.enriched_file_path.as_deref() == Some(key));
+        if !referred {
+            if let Err(error) = self.store.blobs.delete(key).await {
+                tracing::warn!(key, %error, "could not delete a failed import's object; `lora-files doctor --repair` will");
+            }
+        }
+        match existing {
+            Some(existing) => judge_reimport(existing, sha256),
+            None if lost_race => Err(StoreError::NotFound),
+            None => Err(failed),
         }
     }
 
@@ -276,7 +292,7 @@ impl<'s> Conversations<'s> {
         .bind(&now)
         .execute(&mut *tx)
         .await;
-        self.finish_insert(owner, &conversation.conversation_id, &sha256, tx, inserted).await
+        self.finish_insert(owner, &conversation.conversation_id, &sha256, &key, tx, inserted).await
     }
 
     /// The conversation `conversation_id` of `owner`.
