@@ -173,3 +173,77 @@ async fn issue_checked_token(state: &AppState, request: &TokenRequest) -> ApiRes
     let access_token = state.tokens.issue(&user.id, Some(&user.email), lifetime);
     Ok(Json(TokenResponse { access_token, token_type: "bearer", expires_in: lifetime.as_secs() }))
 }
+
+/// Property tests (proptest, run by `cargo test`): token parsing never
+/// panics, and only an untouched token signed with our key verifies.
+#[cfg(test)]
+mod properties {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const SECRET: &[u8] = b"a test secret that is long enough for HS256";
+
+    fn b64(text: &str) -> String {
+        URL_SAFE_NO_PAD.encode(text)
+    }
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(SECRET)
+    }
+
+    /// Any JSON a header or a claims segment may hold (bounded depth and size).
+    fn any_json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            "\\PC{0,20}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from), prop::collection::hash_map("(sub|exp|nbf|email|alg|typ|\\PC{0,6})", inner, 0..6).prop_map(|m| serde_json::Value::Object(m.into_iter().collect()))]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn random_text_never_verifies(token in "\\PC{0,300}|[A-Za-z0-9_.-]{0,400}") {
+            prop_assert!(keys().verify(&token).is_err());
+        }
+
+        #[test]
+        fn unsigned_segments_of_any_json_never_verify(header in any_json(), claims in any_json(), signature in "[A-Za-z0-9_-]{0,64}") {
+            let token = format!("{}.{}.{signature}", b64(&header.to_string()), b64(&claims.to_string()));
+            prop_assert!(keys().verify(&token).is_err());
+        }
+
+        #[test]
+        fn any_signed_claims_parse_without_panicking(claims in any_json()) {
+            let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET)).unwrap();
+            if let Ok(verified) = keys().verify(&token) {
+                // Only a string `sub` and a future numeric `exp` get through.
+                prop_assert_eq!(Some(verified.sub.as_str()), claims.get("sub").and_then(|s| s.as_str()));
+                prop_assert!(verified.exp >= chrono::Utc::now().timestamp() as u64);
+            }
+        }
+
+        #[test]
+        fn a_changed_or_cut_token_never_verifies(sub in "[0-9a-f-]{36}", at in any::<prop::sample::Index>(), with in "[A-Za-z0-9_-]", cut in any::<prop::sample::Index>()) {
+            let token = keys().issue(&sub, Some("x@example.com"), std::time::Duration::from_secs(600));
+            prop_assert!(keys().verify(&token).is_ok());
+            let at = at.index(token.len());
+            let mut changed = token.clone();
+            if changed[at..at + 1] != with {
+                changed.replace_range(at..at + 1, &with);
+                prop_assert!(keys().verify(&changed).is_err(), "{}", changed);
+            }
+            let cut = cut.index(token.len());
+            prop_assert!(keys().verify(&token[..cut]).is_err());
+        }
+    }
+}
