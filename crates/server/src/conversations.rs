@@ -161,7 +161,7 @@ pub async fn enrich_conversation(State(state): State<AppState>, AuthUser(user): 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct BulkEnrichRequest {
     /// Conversation ids (UUIDs), each once.
-    #[schema(value_type = Vec<uuid::Uuid>, min_items = 1)]
+    #[schema(value_type = Vec<uuid::Uuid>, min_items = 1, max_items = 10000)]
     pub conversation_ids: Vec<String>,
 }
 

@@ -75,16 +75,18 @@ pub struct CreateRequest {
     /// 1–255 characters after trimming; unique among the caller's files.
     #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
     pub name: String,
+    /// At most 10 000 characters.
+    #[schema(max_length = 10000)]
     pub description: Option<String>,
     /// Conversation ids (UUIDs), each once, in the order the file should hold them.
-    #[schema(value_type = Vec<uuid::Uuid>, min_items = 1)]
+    #[schema(value_type = Vec<uuid::Uuid>, min_items = 1, max_items = 10000)]
     pub conversation_ids: Vec<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct AddRequest {
     /// Conversation ids (UUIDs), each once.
-    #[schema(value_type = Vec<uuid::Uuid>, min_items = 1)]
+    #[schema(value_type = Vec<uuid::Uuid>, min_items = 1, max_items = 10000)]
     pub conversation_ids: Vec<String>,
 }
 
@@ -94,7 +96,7 @@ pub struct UpdateRequest {
     pub name: Option<String>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 10000)]
     pub description: Option<Option<String>>,
     /// `active` or `archived`.
     #[schema(pattern = "^(active|archived)$")]

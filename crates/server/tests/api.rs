@@ -352,6 +352,10 @@ async fn health_and_openapi_describe_the_service(t: &TestStore) {
     for path in ["/api/training-files", "/api/training-files/{id}", "/api/training-files/{id}/add-conversations", "/api/training-files/{id}/download", "/api/training-files/{id}/versions", "/api/conversations", "/api/conversations/{conversation_id}/enrich", "/api/conversations/enrich", "/api/conversations/{conversation_id}/validation-report", "/api/personas", "/api/auth/token", "/api/health"] {
         assert!(paths.contains_key(path), "{path} is documented");
     }
+    // The document states the limits the server enforces, so generated clients and fuzzers stay inside them.
+    let create = &doc["components"]["schemas"]["CreateRequest"]["properties"];
+    assert_eq!(create["conversation_ids"]["maxItems"], 10000, "{create}");
+    assert_eq!(create["conversation_ids"]["items"]["format"], "uuid", "{create}");
     let response = app.client.get(format!("{}/api/health", app.base)).send().await.unwrap();
     assert!(response.headers().contains_key("x-request-id"));
 }
