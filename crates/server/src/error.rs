@@ -61,7 +61,7 @@ impl ApiError {
     /// (`validation_error`, with `details.fields`), then conversations that
     /// cannot be used (`ineligible_conversations`), then `already_in_file` (409).
     fn requested_ids(problems: Vec<lora_files_store::ids::IdProblem>) -> Self {
-        let message = problems.iter().map(|p| p.message()).collect::<Vec<_>>().join("; ");
+        let message = problems.iter().map(|p| format!("conversation_ids[{}]: {}", p.index, p.message())).collect::<Vec<_>>().join("; ");
         let conversations = json!(problems);
         if problems.iter().any(|p| p.is_malformed()) {
             let fields: Vec<Value> = problems.iter().filter(|p| p.is_malformed()).map(|p| json!({"path": format!("conversation_ids[{}]", p.index), "message": p.message()})).collect();

@@ -23,7 +23,7 @@ pub enum StoreError {
     #[error("{} conversation(s) cannot be used: {}", .0.len(), .0.iter().map(|i| format!("{} ({})", i.conversation_id, i.reason)).collect::<Vec<_>>().join(", "))]
     Ineligible(Vec<Ineligible>),
     /// Several things wrong with a request's `conversation_ids`, every one of them.
-    #[error("{} problem(s) with conversation_ids: {}", .0.len(), .0.iter().map(crate::ids::IdProblem::message).collect::<Vec<_>>().join("; "))]
+    #[error("{}", .0.iter().map(|p| format!("conversation_ids[{}]: {}", p.index, p.message())).collect::<Vec<_>>().join("; "))]
     RequestedIds(Vec<crate::ids::IdProblem>),
     #[error("the training file is {0}, not active")]
     NotActive(String),
