@@ -71,6 +71,8 @@ PY
   export AWS_ACCESS_KEY_ID=lora-files-test AWS_SECRET_ACCESS_KEY=lora-files-test AWS_REGION=us-east-1
   export AWS_ENDPOINT_URL="http://127.0.0.1:$S3_PORT"
   export LORA_FILES_TEST_S3_URL="s3://$S3_BUCKET/tests"
+  # The S3 suite must run here: a missing URL fails it instead of skipping.
+  export LORA_FILES_REQUIRE_S3=1
 }
 
 # schemathesis (PyPI) against a running server's /api/openapi.json with a

@@ -51,7 +51,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let app = lora_files_server::app(AppState::new(store.clone(), &secret, settings));
     tracing::info!(%address, catalogue = %store.describe_catalogue(), "lora-files is serving");
     println!("lora-files is serving on http://{address} (web UI at /, API under /api, OpenAPI at /api/openapi.json)");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -79,7 +79,7 @@ pub async fn list_conversations(State(state): State<AppState>, AuthUser(user): A
 #[utoipa::path(get, path = "/api/conversations/{conversation_id}", tag = "conversations", params(("conversation_id" = String, Path, format = Uuid)),
     responses((status = 200, body = ConversationBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_conversation(State(state): State<AppState>, AuthUser(user): AuthUser, Path(conversation_id): Path<String>) -> ApiResult<Json<ConversationBody>> {
-    uuid_param("conversation_id", &conversation_id)?;
+    let conversation_id = uuid_param("conversation_id", &conversation_id)?;
     let conversation = state.store.conversations().get(&user, &conversation_id).await?.ok_or_else(ApiError::not_found)?;
     Ok(Json(ConversationBody { conversation }))
 }
@@ -115,14 +115,12 @@ pub async fn import_conversation(
     ApiQuery(query): ApiQuery<ImportQuery>,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<ConversationBody>)> {
-    if let Some(id) = &query.conversation_id {
-        uuid_param("conversation_id", id)?;
-    }
+    let conversation_id = query.conversation_id.as_deref().map(|id| uuid_param("conversation_id", id)).transpose()?;
     let plain_text = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/plain"));
     let bytes = Bytes::from_request(request, &state).await.map_err(body_rejection)?;
     let request = ImportRequest {
         scaffolding: ScaffoldingKeys { persona: query.persona_key, emotional_arc: query.emotional_arc_key, training_topic: query.topic_key },
-        conversation_id: query.conversation_id,
+        conversation_id,
         keep_unparsable: plain_text,
         ..ImportRequest::new("body", bytes)
     };
@@ -156,14 +154,14 @@ impl From<EnrichmentRun> for EnrichResponse {
     responses((status = 200, body = EnrichResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "another run is enriching it right now")), security(("bearer" = [])))]
 pub async fn enrich_conversation(State(state): State<AppState>, AuthUser(user): AuthUser, Path(conversation_id): Path<String>) -> ApiResult<Json<EnrichResponse>> {
-    uuid_param("conversation_id", &conversation_id)?;
+    let conversation_id = uuid_param("conversation_id", &conversation_id)?;
     Ok(Json(state.store.enrichment().run(&user, &conversation_id).await?.into()))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct BulkEnrichRequest {
     /// Conversation ids (UUIDs), each once.
-    #[schema(value_type = Vec<uuid::Uuid>, min_items = 1)]
+    #[schema(value_type = Vec<uuid::Uuid>, min_items = 1, max_items = 10000)]
     pub conversation_ids: Vec<String>,
 }
 
@@ -196,10 +194,10 @@ pub struct BulkEnrichResponse {
     security(("bearer" = [])))]
 pub async fn enrich_many(State(state): State<AppState>, AuthUser(user): AuthUser, ApiJson(request): ApiJson<BulkEnrichRequest>) -> ApiResult<Json<BulkEnrichResponse>> {
     check_id_count(&state, &request.conversation_ids)?;
-    lora_files_store::training_files::check_ids(&request.conversation_ids)?;
+    let conversation_ids = lora_files_store::training_files::check_ids(&request.conversation_ids)?;
     let mut summary = BulkSummary { total: request.conversation_ids.len(), enriched: 0, failed: 0, skipped: 0 };
     let mut results = Vec::with_capacity(summary.total);
-    for (conversation_id, result) in state.store.enrichment().run_many(&user, &request.conversation_ids).await {
+    for (conversation_id, result) in state.store.enrichment().run_many(&user, &conversation_ids).await {
         let (outcome, enrichment_status, error) = match result {
             Ok(run) => {
                 let outcome = match run.outcome {
@@ -228,6 +226,6 @@ pub async fn enrich_many(State(state): State<AppState>, AuthUser(user): AuthUser
     responses((status = 200, body = EnrichmentReport), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn validation_report(State(state): State<AppState>, AuthUser(user): AuthUser, Path(conversation_id): Path<String>) -> ApiResult<Json<EnrichmentReport>> {
-    uuid_param("conversation_id", &conversation_id)?;
+    let conversation_id = uuid_param("conversation_id", &conversation_id)?;
     Ok(Json(state.store.enrichment().report(&user, &conversation_id).await?))
 }

@@ -55,6 +55,25 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
     }
 
+    /// Every problem with a request's `conversation_ids`, in one answer:
+    /// `details.conversations` lists each (`index`, `conversation_id`,
+    /// `reason`). The code is that of the gravest kind: malformed ids
+    /// (`validation_error`, with `details.fields`), then conversations that
+    /// cannot be used (`ineligible_conversations`), then `already_in_file` (409).
+    fn requested_ids(problems: Vec<lora_files_store::ids::IdProblem>) -> Self {
+        let message = problems.iter().map(|p| format!("conversation_ids[{}]: {}", p.index, p.message())).collect::<Vec<_>>().join("; ");
+        let conversations = json!(problems);
+        if problems.iter().any(|p| p.is_malformed()) {
+            let fields: Vec<Value> = problems.iter().filter(|p| p.is_malformed()).map(|p| json!({"path": format!("conversation_ids[{}]", p.index), "message": p.message()})).collect();
+            return Self::new(StatusCode::BAD_REQUEST, "validation_error", message).with_details(json!({"fields": fields, "conversations": conversations}));
+        }
+        if problems.iter().any(|p| p.reason != "already_in_file") {
+            return Self::new(StatusCode::BAD_REQUEST, "ineligible_conversations", message).with_details(json!({"conversations": conversations}));
+        }
+        let ids: Vec<&str> = problems.iter().map(|p| p.conversation_id.as_str()).collect();
+        Self::new(StatusCode::CONFLICT, "already_in_file", message).with_details(json!({"conversation_ids": ids, "conversations": conversations}))
+    }
+
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
@@ -72,6 +91,7 @@ impl From<StoreError> for ApiError {
                 let message = format!("{} conversation(s) cannot be used", refused.len());
                 Self::new(StatusCode::BAD_REQUEST, "ineligible_conversations", message).with_details(json!({"conversations": refused}))
             }
+            StoreError::RequestedIds(problems) => Self::requested_ids(problems),
             StoreError::NotActive(status) => Self::new(StatusCode::CONFLICT, "not_active", format!("the training file is {status}; unarchive it to add conversations")),
             StoreError::Invalid { field, message } => Self::field(field, message),
             error @ StoreError::TooLarge { .. } => Self::too_large(error.to_string()),

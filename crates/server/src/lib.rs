@@ -15,6 +15,7 @@ pub mod http;
 pub mod openapi;
 pub mod scaffolding;
 pub mod state;
+pub mod throttle;
 pub mod training_files;
 pub mod web;
 

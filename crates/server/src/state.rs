@@ -1,12 +1,14 @@
 //! What every handler shares: the store, the token keys and the limits.
 
 use std::collections::HashSet;
+use std::num::NonZeroU32;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use lora_files_store::Store;
 
 use crate::auth::TokenKeys;
+use crate::throttle::LoginThrottle;
 
 /// The server's settings beyond the store's.
 #[derive(Clone, Debug)]
@@ -19,6 +21,10 @@ pub struct Settings {
     pub token_lifetime: Duration,
     /// Longest a request may take before it is answered 503.
     pub request_timeout: Duration,
+    /// Sign-in attempts a minute for one email (then 429 with `Retry-After`).
+    pub login_attempts_per_account: NonZeroU32,
+    /// Sign-in attempts a minute from one client address.
+    pub login_attempts_per_address: NonZeroU32,
 }
 
 impl Default for Settings {
@@ -34,6 +40,8 @@ impl Settings {
             max_body_bytes: 32 * 1024 * 1024,
             token_lifetime: Duration::from_secs(12 * 3600),
             request_timeout: Duration::from_secs(300),
+            login_attempts_per_account: NonZeroU32::new(10).expect("not zero"),
+            login_attempts_per_address: NonZeroU32::new(60).expect("not zero"),
         }
     }
 }
@@ -45,6 +53,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Users known to exist, so a valid token costs no query after the first.
     pub(crate) known_users: Arc<RwLock<HashSet<String>>>,
+    /// Sign-in attempts per account and per client address.
+    pub logins: Arc<LoginThrottle>,
 }
 
 impl AppState {
@@ -53,6 +63,7 @@ impl AppState {
         Self {
             store,
             tokens: Arc::new(TokenKeys::new(secret)),
+            logins: Arc::new(LoginThrottle::new(settings.login_attempts_per_account, settings.login_attempts_per_address)),
             settings: Arc::new(settings),
             known_users: Arc::default(),
         }

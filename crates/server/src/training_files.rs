@@ -75,16 +75,18 @@ pub struct CreateRequest {
     /// 1–255 characters after trimming; unique among the caller's files.
     #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
     pub name: String,
+    /// At most 10 000 characters.
+    #[schema(max_length = 10000)]
     pub description: Option<String>,
     /// Conversation ids (UUIDs), each once, in the order the file should hold them.
-    #[schema(value_type = Vec<uuid::Uuid>, min_items = 1)]
+    #[schema(value_type = Vec<uuid::Uuid>, min_items = 1, max_items = 10000)]
     pub conversation_ids: Vec<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct AddRequest {
     /// Conversation ids (UUIDs), each once.
-    #[schema(value_type = Vec<uuid::Uuid>, min_items = 1)]
+    #[schema(value_type = Vec<uuid::Uuid>, min_items = 1, max_items = 10000)]
     pub conversation_ids: Vec<String>,
 }
 
@@ -94,7 +96,7 @@ pub struct UpdateRequest {
     pub name: Option<String>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 10000)]
     pub description: Option<Option<String>>,
     /// `active` or `archived`.
     #[schema(pattern = "^(active|archived)$")]
@@ -182,7 +184,7 @@ pub async fn create_file(State(state): State<AppState>, AuthUser(user): AuthUser
 #[utoipa::path(get, path = "/api/training-files/{id}", tag = "training files", params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = TrainingFileBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_file(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> ApiResult<Json<TrainingFileBody>> {
-    uuid_param("id", &id)?;
+    let id = uuid_param("id", &id)?;
     Ok(Json(state.store.training_files().get(&user, &id).await?.into()))
 }
 
@@ -190,7 +192,7 @@ pub async fn get_file(State(state): State<AppState>, AuthUser(user): AuthUser, P
 #[utoipa::path(patch, path = "/api/training-files/{id}", tag = "training files", params(("id" = String, Path, format = Uuid)), request_body = UpdateRequest,
     responses((status = 200, body = TrainingFileBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn update_file(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>, ApiJson(request): ApiJson<UpdateRequest>) -> ApiResult<Json<TrainingFileBody>> {
-    uuid_param("id", &id)?;
+    let id = uuid_param("id", &id)?;
     let update = FileUpdate { name: request.name, description: request.description, status: request.status };
     Ok(Json(state.store.training_files().update(&user, &id, &update).await?.into()))
 }
@@ -199,7 +201,7 @@ pub async fn update_file(State(state): State<AppState>, AuthUser(user): AuthUser
 #[utoipa::path(delete, path = "/api/training-files/{id}", tag = "training files", params(("id" = String, Path, format = Uuid)),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete_file(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    uuid_param("id", &id)?;
+    let id = uuid_param("id", &id)?;
     state.store.training_files().delete(&user, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -209,7 +211,7 @@ pub async fn delete_file(State(state): State<AppState>, AuthUser(user): AuthUser
     responses((status = 200, body = TrainingFileBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn add_conversations(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>, ApiJson(request): ApiJson<AddRequest>) -> ApiResult<Json<TrainingFileBody>> {
-    uuid_param("id", &id)?;
+    let id = uuid_param("id", &id)?;
     check_id_count(&state, &request.conversation_ids)?;
     Ok(Json(state.store.training_files().add(&user, &id, &request.conversation_ids).await?.into()))
 }
@@ -218,7 +220,7 @@ pub async fn add_conversations(State(state): State<AppState>, AuthUser(user): Au
 #[utoipa::path(get, path = "/api/training-files/{id}/download", tag = "training files", params(("id" = String, Path, format = Uuid), DownloadQuery),
     responses((status = 200, body = DownloadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn download_url(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>, ApiQuery(query): ApiQuery<DownloadQuery>) -> ApiResult<Json<DownloadResponse>> {
-    uuid_param("id", &id)?;
+    let id = uuid_param("id", &id)?;
     let format = DownloadFormat::parse(query.format.as_deref().unwrap_or("json")).ok_or_else(|| ApiError::field("format", "must be json or jsonl"))?;
     let version = match query.version.as_deref() {
         None => None,
@@ -235,7 +237,7 @@ pub async fn download_url(State(state): State<AppState>, AuthUser(user): AuthUse
 #[utoipa::path(get, path = "/api/training-files/{id}/conversations", tag = "training files", params(("id" = String, Path, format = Uuid), PageQuery),
     responses((status = 200, body = MemberList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list_members(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>, ApiQuery(query): ApiQuery<PageQuery>) -> ApiResult<Json<MemberList>> {
-    uuid_param("id", &id)?;
+    let id = uuid_param("id", &id)?;
     let page = state.store.training_files().members(&user, &id, page_limit(query.limit)?, query.cursor.as_deref()).await?;
     Ok(Json(MemberList { conversations: page.items, next_cursor: page.next_cursor }))
 }
@@ -245,8 +247,8 @@ pub async fn list_members(State(state): State<AppState>, AuthUser(user): AuthUse
     params(("id" = String, Path, format = Uuid), ("conversation_id" = String, Path, format = Uuid)),
     responses((status = 200, body = TrainingFileBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn remove_member(State(state): State<AppState>, AuthUser(user): AuthUser, Path((id, conversation_id)): Path<(String, String)>) -> ApiResult<Json<TrainingFileBody>> {
-    uuid_param("id", &id)?;
-    uuid_param("conversation_id", &conversation_id)?;
+    let id = uuid_param("id", &id)?;
+    let conversation_id = uuid_param("conversation_id", &conversation_id)?;
     Ok(Json(state.store.training_files().remove(&user, &id, &conversation_id).await?.into()))
 }
 
@@ -254,6 +256,6 @@ pub async fn remove_member(State(state): State<AppState>, AuthUser(user): AuthUs
 #[utoipa::path(get, path = "/api/training-files/{id}/versions", tag = "training files", params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = VersionList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list_versions(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> ApiResult<Json<VersionList>> {
-    uuid_param("id", &id)?;
+    let id = uuid_param("id", &id)?;
     Ok(Json(VersionList { versions: state.store.training_files().versions(&user, &id).await? }))
 }

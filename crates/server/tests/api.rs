@@ -32,7 +32,7 @@ impl<'t> TestApp<'t> {
         adjust(&mut settings);
         let state = AppState::new(t.serving(&base, SECRET).await, SECRET, settings);
         let app = lora_files_server::app(state.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        tokio::spawn(async move { axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await });
         let lifetime = Duration::from_secs(600);
         let alice = state.tokens.issue(&t.alice, None, lifetime);
         let bob = state.tokens.issue(&t.bob, None, lifetime);
@@ -352,6 +352,10 @@ async fn health_and_openapi_describe_the_service(t: &TestStore) {
     for path in ["/api/training-files", "/api/training-files/{id}", "/api/training-files/{id}/add-conversations", "/api/training-files/{id}/download", "/api/training-files/{id}/versions", "/api/conversations", "/api/conversations/{conversation_id}/enrich", "/api/conversations/enrich", "/api/conversations/{conversation_id}/validation-report", "/api/personas", "/api/auth/token", "/api/health"] {
         assert!(paths.contains_key(path), "{path} is documented");
     }
+    // The document states the limits the server enforces, so generated clients and fuzzers stay inside them.
+    let create = &doc["components"]["schemas"]["CreateRequest"]["properties"];
+    assert_eq!(create["conversation_ids"]["maxItems"], 10000, "{create}");
+    assert_eq!(create["conversation_ids"]["items"]["format"], "uuid", "{create}");
     let response = app.client.get(format!("{}/api/health", app.base)).send().await.unwrap();
     assert!(response.headers().contains_key("x-request-id"));
 }
@@ -416,6 +420,241 @@ async fn raw_conversations_are_imported_enriched_and_reported(t: &TestStore) {
     assert_error(&app.call(Method::GET, "/api/conversations/not-a-uuid/validation-report", &app.alice, None).await, StatusCode::BAD_REQUEST, "validation_error");
 }
 
+
+/// The path of the first field error.
+fn field_of(result: &(StatusCode, Value)) -> String {
+    result.1["details"]["fields"][0]["path"].as_str().unwrap_or_default().to_owned()
+}
+
+async fn nul_characters_are_refused_naming_the_field_on_both_backends(t: &TestStore) {
+    t.load_scaffolding().await;
+    let app = TestApp::spawn(t).await;
+    let id = app.import(&app.alice, "enriched/enriched-2.json").await;
+    let post_token = |email: &str| app.client.post(format!("{}/api/auth/token", app.base)).json(&json!({"email": email, "password": "correct horse battery"})).send();
+    let response = post_token("alice\u{0}@example.com").await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!((body["code"].as_str(), body["details"]["fields"][0]["path"].as_str()), (Some("validation_error"), Some("email")), "{body}");
+    // What the web login reaches: no user has that address, on either backend.
+    assert!(app.t.store.users().authenticate("alice\u{0}@example.com", "correct horse battery").await.unwrap().is_none());
+    assert!(app.t.store.users().add("eve\u{0}@example.com", Some("long enough secret")).await.is_err());
+
+    for (path, expected) in [
+        ("/api/training-files?q=%00", "q"),
+        ("/api/training-files?q=a%00b&status=all", "q"),
+        ("/api/conversations?q=%00", "q"),
+        ("/api/conversations?persona_key=x%00", "persona_key"),
+        ("/api/conversations?emotional_arc_key=%00", "emotional_arc_key"),
+        ("/api/conversations?topic_key=%00", "topic_key"),
+        ("/api/conversations?enrichment_status=%00", "enrichment_status"),
+    ] {
+        let result = app.call(Method::GET, path, &app.alice, None).await;
+        assert_error(&result, StatusCode::BAD_REQUEST, "validation_error");
+        assert_eq!(field_of(&result), expected, "{path}");
+    }
+    let filter = lora_files_store::conversations::ConversationFilter { q: Some("\0".into()), ..Default::default() };
+    assert!(matches!(app.t.store.conversations().list(&app.t.alice, &filter, 10, None).await, Err(lora_files_store::StoreError::Invalid { .. })));
+
+    let create = json!({"name": "nul", "description": "a\u{0}b", "conversation_ids": [id]});
+    let result = app.call(Method::POST, "/api/training-files", &app.alice, Some(create)).await;
+    assert_error(&result, StatusCode::BAD_REQUEST, "validation_error");
+    assert_eq!(field_of(&result), "description");
+    let result = app.call(Method::POST, "/api/training-files", &app.alice, Some(json!({"name": "n\u{0}", "conversation_ids": [id]}))).await;
+    assert_eq!(field_of(&result), "name");
+    let file = app.create("no nul", std::slice::from_ref(&id)).await;
+    let result = app.call(Method::PATCH, &format!("/api/training-files/{}", file["id"].as_str().unwrap()), &app.alice, Some(json!({"description": "\u{0}"}))).await;
+    assert_error(&result, StatusCode::BAD_REQUEST, "validation_error");
+    assert_eq!(field_of(&result), "description");
+    // An escaped backslash before `u0000` is text, not NUL.
+    let result = app.call(Method::PATCH, &format!("/api/training-files/{}", file["id"].as_str().unwrap()), &app.alice, Some(json!({"description": "\\u0000"}))).await;
+    assert_eq!(result.0, StatusCode::OK, "{}", result.1);
+    assert_eq!(result.1["trainingFile"]["description"], "\\u0000");
+
+    let send = |path: &str, body: Vec<u8>| app.request(Method::POST, path, &app.alice).header("content-type", "application/json").body(body).send();
+    let raw = std::fs::read(fixture("raw/single-convo-file-3-raw.json")).unwrap();
+    let response = send("/api/conversations?persona_key=a%00b", raw).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["details"]["fields"][0]["path"], "persona_key", "{body}");
+
+    let enriched = std::fs::read_to_string(fixture("enriched/enriched-1.json")).unwrap().replace("\"anxious_planner\"", "\"anxious\\u0000planner\"");
+    let response = send("/api/conversations", enriched.into_bytes()).await.unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("validation_error")), "{body}");
+    assert!(body["details"]["fields"][0]["path"].as_str().unwrap().ends_with("persona_key"), "{body}");
+
+    // A token's email claim holding NUL cannot provision an account.
+    let token = app.state.tokens.issue(&uuid::Uuid::new_v4().to_string(), Some("x\u{0}@example.com"), Duration::from_secs(600));
+    assert_error(&app.call(Method::GET, "/api/training-files", &token, None).await, StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+async fn descriptions_over_the_limit_are_refused_naming_the_field(t: &TestStore) {
+    let app = TestApp::spawn(t).await;
+    let id = app.import(&app.alice, "enriched/enriched-2.json").await;
+    let long = "d".repeat(10_000 + 1);
+    let result = app.call(Method::POST, "/api/training-files", &app.alice, Some(json!({"name": "long", "description": long, "conversation_ids": [id]}))).await;
+    assert_error(&result, StatusCode::BAD_REQUEST, "validation_error");
+    assert_eq!(field_of(&result), "description");
+    let file = app.create("short", std::slice::from_ref(&id)).await;
+    let result = app.call(Method::PATCH, &format!("/api/training-files/{}", file["id"].as_str().unwrap()), &app.alice, Some(json!({"description": long}))).await;
+    assert_error(&result, StatusCode::BAD_REQUEST, "validation_error");
+    assert_eq!(field_of(&result), "description");
+    let at_limit = "d".repeat(10_000);
+    let (status, _) = app.call(Method::PATCH, &format!("/api/training-files/{}", file["id"].as_str().unwrap()), &app.alice, Some(json!({"description": at_limit}))).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+fn token_with(claims: Value) -> String {
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(SECRET)).unwrap()
+}
+
+async fn tokens_are_checked_for_nbf_another_users_email_and_id_spelling(t: &TestStore) {
+    let app = TestApp::spawn(t).await;
+    let exp = chrono::Utc::now().timestamp() + 600;
+    // Alice's email with an unknown subject: refused (accounts are not linked by email), never a 500.
+    let stranger = uuid::Uuid::new_v4().to_string();
+    let hijack = token_with(json!({"sub": stranger, "exp": exp, "email": "Alice@Example.com"}));
+    for _ in 0..2 {
+        let result = app.call(Method::GET, "/api/training-files", &hijack, None).await;
+        assert_error(&result, StatusCode::UNAUTHORIZED, "unauthorized");
+        assert!(result.1["error"].as_str().unwrap().contains("another account"), "{}", result.1);
+    }
+    assert!(app.t.store.users().get(&stranger).await.unwrap().is_none());
+
+    let early = token_with(json!({"sub": app.t.alice, "exp": exp, "nbf": chrono::Utc::now().timestamp() + 300}));
+    let result = app.call(Method::GET, "/api/training-files", &early, None).await;
+    assert_error(&result, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(result.1["error"].as_str().unwrap().contains("not valid yet"), "{}", result.1);
+
+    // Alice's id spelled any way is Alice: no new account is provisioned.
+    let id = app.import(&app.alice, "enriched/enriched-2.json").await;
+    app.create("alice's", &[id]).await;
+    let simple = app.t.alice.replace('-', "");
+    for sub in [app.t.alice.to_uppercase(), format!("{{{}}}", app.t.alice), format!("urn:uuid:{}", app.t.alice), simple] {
+        let token = token_with(json!({"sub": sub, "exp": exp}));
+        let (status, listed) = app.call(Method::GET, "/api/training-files", &token, None).await;
+        assert_eq!(status, StatusCode::OK, "{sub}: {listed}");
+        assert_eq!(listed["files"][0]["name"], "alice's", "{sub}");
+    }
+    assert_eq!(app.t.admin().await.users().list().await.unwrap().len(), 2, "no user was provisioned");
+}
+
+async fn ids_in_any_case_or_form_name_the_same_conversation(t: &TestStore) {
+    let app = TestApp::spawn(t).await;
+    let first = app.import(&app.alice, "enriched/enriched-1.json").await;
+    let second = app.import(&app.alice, "enriched/enriched-2.json").await;
+    let upper = first.to_uppercase();
+    let (status, got) = app.call(Method::GET, &format!("/api/conversations/{upper}"), &app.alice, None).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["conversation"]["conversation_id"], first.as_str());
+    let (status, _) = app.call(Method::GET, &format!("/api/conversations/%7B{first}%7D/validation-report"), &app.alice, None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let result = app.call(Method::POST, "/api/training-files", &app.alice, Some(json!({"name": "dup", "conversation_ids": [first, upper]}))).await;
+    assert_error(&result, StatusCode::BAD_REQUEST, "validation_error");
+    assert_eq!(field_of(&result), "conversation_ids[1]");
+
+    let file = app.create("cased", std::slice::from_ref(&upper)).await;
+    let file_id = file["id"].as_str().unwrap().to_uppercase();
+    let (_, members) = app.call(Method::GET, &format!("/api/training-files/{file_id}/conversations"), &app.alice, None).await;
+    assert_eq!(members["conversations"][0]["conversation_id"], first.as_str(), "stored in lower case");
+    let result = app.call(Method::POST, &format!("/api/training-files/{file_id}/add-conversations"), &app.alice, Some(json!({"conversation_ids": [upper]}))).await;
+    assert_error(&result, StatusCode::CONFLICT, "already_in_file");
+    let (status, added) = app.call(Method::POST, &format!("/api/training-files/{file_id}/add-conversations"), &app.alice, Some(json!({"conversation_ids": [format!("urn:uuid:{}", second.to_uppercase())]}))).await;
+    assert_eq!(status, StatusCode::OK, "{added}");
+    let (status, removed) = app.call(Method::DELETE, &format!("/api/training-files/{file_id}/conversations/{}", second.to_uppercase()), &app.alice, None).await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    assert_eq!(removed["trainingFile"]["conversation_count"], 1);
+
+    // An import's id in capitals is stored, found and enriched in lower case.
+    let raw = std::fs::read(fixture("raw/single-convo-file-3-raw.json")).unwrap();
+    let upper_raw = "ABCDEF01-2345-4678-9ABC-DEF012345678";
+    let response = app.request(Method::POST, &format!("/api/conversations?conversation_id={upper_raw}"), &app.alice).header("content-type", "application/json").body(raw).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(created["conversation"]["conversation_id"], upper_raw.to_lowercase());
+    assert!(app.t.store.enrichment().report(&app.t.alice, upper_raw).await.is_ok(), "found by its upper-case id");
+}
+
+async fn every_problem_with_the_ids_is_reported_in_one_answer(t: &TestStore) {
+    let app = TestApp::spawn(t).await;
+    let good = app.import(&app.alice, "enriched/enriched-1.json").await;
+    let member = app.import(&app.alice, "enriched/enriched-2.json").await;
+    let kept = app.request(Method::POST, "/api/conversations", &app.alice).header("content-type", "text/plain").body("{ not json").send().await.unwrap();
+    assert_eq!(kept.status(), StatusCode::CREATED);
+    let unparsable = kept.json::<Value>().await.unwrap()["conversation"]["conversation_id"].as_str().unwrap().to_owned();
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let reasons = |result: &(StatusCode, Value)| -> Vec<(u64, String, String)> {
+        result.1["details"]["conversations"].as_array().unwrap_or(&Vec::new()).iter().map(|c| (c["index"].as_u64().unwrap(), c["conversation_id"].as_str().unwrap().to_owned(), c["reason"].as_str().unwrap().to_owned())).collect()
+    };
+
+    let ids = json!([good, "not-a-uuid", unparsable, unknown, good.to_uppercase()]);
+    let result = app.call(Method::POST, "/api/training-files", &app.alice, Some(json!({"name": "all at once", "conversation_ids": ids}))).await;
+    assert_error(&result, StatusCode::BAD_REQUEST, "validation_error");
+    let expected = [(1, "not-a-uuid".to_owned(), "invalid_id"), (2, unparsable.clone(), "not_completed"), (3, unknown.clone(), "not_found"), (4, good.clone(), "duplicate")];
+    let expected: Vec<(u64, String, String)> = expected.into_iter().map(|(i, id, r)| (i, id, r.to_owned())).collect();
+    assert_eq!(reasons(&result), expected, "{}", result.1);
+    let fields: Vec<&str> = result.1["details"]["fields"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["conversation_ids[1]", "conversation_ids[4]"]);
+
+    let file = app.create("members", std::slice::from_ref(&member)).await;
+    let file_id = file["id"].as_str().unwrap();
+    let add_path = format!("/api/training-files/{file_id}/add-conversations");
+    let add = |ids: Value| app.call(Method::POST, &add_path, &app.alice, Some(json!({"conversation_ids": ids})));
+    let result = add(json!([member, unknown, good])).await;
+    assert_error(&result, StatusCode::BAD_REQUEST, "ineligible_conversations");
+    let expected: Vec<(u64, String, String)> = vec![(0, member.clone(), "already_in_file".into()), (1, unknown.clone(), "not_found".into())];
+    assert_eq!(reasons(&result), expected, "{}", result.1);
+    let result = add(json!([member, "x", unparsable])).await;
+    assert_error(&result, StatusCode::BAD_REQUEST, "validation_error");
+    let expected: Vec<(u64, String, String)> = vec![(0, member.clone(), "already_in_file".into()), (1, "x".into(), "invalid_id".into()), (2, unparsable.clone(), "not_completed".into())];
+    assert_eq!(reasons(&result), expected, "{}", result.1);
+    let (_, versions) = app.call(Method::GET, &format!("/api/training-files/{file_id}/versions"), &app.alice, None).await;
+    assert_eq!(versions["versions"].as_array().unwrap().len(), 1, "nothing was added");
+}
+
+async fn logins_are_throttled_per_account_and_per_address(t: &TestStore) {
+    let app = TestApp::spawn_with(t, |s| {
+        s.login_attempts_per_account = std::num::NonZeroU32::new(5).unwrap();
+        s.login_attempts_per_address = std::num::NonZeroU32::new(8).unwrap();
+    })
+    .await;
+    let login = |email: &'static str, password: &'static str| app.client.post(format!("{}/api/auth/token", app.base)).json(&json!({"email": email, "password": password})).send();
+    for _ in 0..5 {
+        assert_eq!(login("alice@example.com", "wrong password").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    // Over the account's limit even the right password waits; the answer says how long.
+    let throttled = login("alice@example.com", "correct horse battery").await.unwrap();
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = throttled.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: Value = throttled.json().await.unwrap();
+    assert_eq!(body["code"], "too_many_attempts");
+    // Another account from the same address still signs in, until the address's own limit.
+    assert_eq!(login("bob@example.com", "another long secret").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(login("nobody@example.com", "x").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(login("bob@example.com", "another long secret").await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS, "the address's limit");
+}
+
+async fn a_password_less_account_costs_a_real_password_check(t: &TestStore) {
+    // A provisioned account has no password: a login with its email runs argon2 against the decoy like any other failure.
+    let provisioned = uuid::Uuid::new_v4().to_string();
+    app_users(t).provision(&provisioned, Some("token-only@example.com")).await.unwrap();
+    let started = std::time::Instant::now();
+    assert!(app_users(t).authenticate("alice@example.com", "wrong password").await.unwrap().is_none());
+    let real = started.elapsed();
+    let started = std::time::Instant::now();
+    assert!(app_users(t).authenticate("token-only@example.com", "").await.unwrap().is_none());
+    let password_less = started.elapsed();
+    // The same argon2 work (not a timing race: a skipped check is ~1000x faster than one argon2 verify).
+    assert!(password_less * 20 > real, "password-less {password_less:?} vs real {real:?}");
+}
+
+fn app_users(t: &TestStore) -> lora_files_store::Users<'_> {
+    t.store.users()
+}
+
 on_both_backends!(
     the_whole_flow_from_import_to_download,
     every_route_but_the_public_ones_needs_a_valid_token,
@@ -426,4 +665,11 @@ on_both_backends!(
     limits_are_enforced_with_clear_errors,
     health_and_openapi_describe_the_service,
     raw_conversations_are_imported_enriched_and_reported,
+    nul_characters_are_refused_naming_the_field_on_both_backends,
+    descriptions_over_the_limit_are_refused_naming_the_field,
+    tokens_are_checked_for_nbf_another_users_email_and_id_spelling,
+    ids_in_any_case_or_form_name_the_same_conversation,
+    every_problem_with_the_ids_is_reported_in_one_answer,
+    logins_are_throttled_per_account_and_per_address,
+    a_password_less_account_costs_a_real_password_check,
 );

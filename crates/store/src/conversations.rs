@@ -116,6 +116,7 @@ impl<'s> Conversations<'s> {
         let parsed = match source::parse(&request.bytes) {
             Ok(parsed) => parsed.document,
             Err(error) if request.keep_unparsable => {
+                crate::refuse_nul_keys(&request.scaffolding, ["persona_key", "emotional_arc_key", "topic_key"])?;
                 self.store.scaffolding().check_keys(&request.scaffolding).await?;
                 let pending = Pending {
                     conversation_id: conversation_id_for(&request, None)?,
@@ -140,6 +141,7 @@ impl<'s> Conversations<'s> {
         };
         let stage = match Stage::of(&parsed) {
             Some(Stage::Enriched) => {
+                crate::refuse_nul_keys(&request.scaffolding, ["persona_key", "emotional_arc_key", "topic_key"])?;
                 self.store.scaffolding().check_keys(&request.scaffolding).await?;
                 return self.import_enriched(owner, &request.source, request.bytes).await;
             }
@@ -156,7 +158,9 @@ impl<'s> Conversations<'s> {
                 return Err(StoreError::InvalidSource { path: request.source, errors: findings.into_vec() });
             }
         };
+        crate::refuse_nul_keys(&request.scaffolding, ["persona_key", "emotional_arc_key", "topic_key"])?;
         let keys = request.scaffolding.clone().or(ScaffoldingKeys::from_parameters(parsed.get("input_parameters")));
+        crate::refuse_nul_keys(&keys, ["input_parameters.persona_key", "input_parameters.emotional_arc_key", "input_parameters.training_topic_key"])?;
         // The explicit keys win the merge, so the reference says whether they exist.
         let reference = self.store.scaffolding().reference(&keys).await?;
         require_known(&request.scaffolding, &reference)?;
@@ -203,31 +207,47 @@ impl<'s> Conversations<'s> {
         .bind(&pending.parse_error)
         .execute(&mut *tx)
         .await;
-        self.finish_insert(owner, &pending.conversation_id, &sha256, tx, inserted).await
+        self.finish_insert(owner, &pending.conversation_id, &sha256, &key, tx, inserted).await
     }
 
     /// Commits an import's insert; when a concurrent import of the same id
-    /// won the race, judges this one against it.
+    /// won the race, judges this one against it. An attempt that did not
+    /// land deletes the object it stored (`key`) unless the row that did
+    /// land refers to it (the same bytes): nothing else can.
     async fn finish_insert(
         &self,
         owner: &str,
         conversation_id: &str,
         sha256: &str,
+        key: &str,
         tx: crate::catalogue::Transaction,
         inserted: Result<sqlx::any::AnyQueryResult, sqlx::Error>,
     ) -> Result<Imported, StoreError> {
-        match inserted {
-            Ok(_) => {
-                tx.commit().await?;
-                let record = self.get(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
-                Ok(Imported::New(record))
-            }
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+        let failed = match inserted {
+            Ok(_) => match tx.commit().await {
+                Ok(()) => {
+                    let record = self.get(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
+                    return Ok(Imported::New(record));
+                }
+                Err(error) => StoreError::from(error),
+            },
+            Err(error) => {
                 drop(tx);
-                let existing = self.get(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
-                judge_reimport(existing, sha256)
+                StoreError::from(error)
             }
-            Err(error) => Err(error.into()),
+        };
+        let lost_race = failed.is_unique_violation();
+        let existing = if lost_race { self.get(owner, conversation_id).await? } else { None };
+        let referred = existing.as_ref().is_some_and(|e| e.source_path.as_deref() == Some(key) || e.enriched_file_path.as_deref() == Some(key));
+        if !referred {
+            if let Err(error) = self.store.blobs.delete(key).await {
+                tracing::warn!(key, %error, "could not delete a failed import's object; `lora-files doctor --repair` will");
+            }
+        }
+        match existing {
+            Some(existing) => judge_reimport(existing, sha256),
+            None if lost_race => Err(StoreError::NotFound),
+            None => Err(failed),
         }
     }
 
@@ -247,6 +267,7 @@ impl<'s> Conversations<'s> {
         }
         let figures = conversation.figures();
         let keys = conversation.scaffolding.keys();
+        crate::refuse_nul_keys(&keys, ["persona_key", "emotional_arc_key", "training_topic_key"])?;
         let now = now_text();
         let mut tx = self.store.catalogue.begin_as(owner).await?;
         let inserted = sqlx::query(
@@ -271,11 +292,12 @@ impl<'s> Conversations<'s> {
         .bind(&now)
         .execute(&mut *tx)
         .await;
-        self.finish_insert(owner, &conversation.conversation_id, &sha256, tx, inserted).await
+        self.finish_insert(owner, &conversation.conversation_id, &sha256, &key, tx, inserted).await
     }
 
     /// The conversation `conversation_id` of `owner`.
     pub async fn get(self, owner: &str, conversation_id: &str) -> Result<Option<ConversationRecord>, StoreError> {
+        let conversation_id = &crate::ids::canonical_or_same(conversation_id);
         let mut tx = self.store.catalogue.begin_as(owner).await?;
         let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE owner_id = $1 AND conversation_id = $2");
         let record = sqlx::query_as(&sql).bind(owner).bind(conversation_id).fetch_optional(&mut *tx).await?;
@@ -285,6 +307,15 @@ impl<'s> Conversations<'s> {
 
     /// `owner`'s conversations, newest first.
     pub async fn list(self, owner: &str, filter: &ConversationFilter, limit: i64, cursor: Option<&str>) -> Result<Page<ConversationRecord>, StoreError> {
+        for (field, value) in [
+            ("enrichment_status", &filter.enrichment_status),
+            ("persona_key", &filter.persona_key),
+            ("emotional_arc_key", &filter.emotional_arc_key),
+            ("topic_key", &filter.topic_key),
+            ("q", &filter.q),
+        ] {
+            crate::refuse_nul(field, value.as_deref())?;
+        }
         let (after_time, after_id) = crate::paging::decode_cursor(cursor)?;
         let q = filter.q.as_deref().map(crate::paging::contains_pattern);
         let sql = format!(
@@ -318,10 +349,7 @@ impl<'s> Conversations<'s> {
 /// derived from the bytes (the same file always gets the same id).
 fn conversation_id_for(request: &ImportRequest, document: Option<&Value>) -> Result<String, StoreError> {
     if let Some(id) = &request.conversation_id {
-        return match uuid::Uuid::parse_str(id) {
-            Ok(uuid) => Ok(uuid.hyphenated().to_string()),
-            Err(_) => Err(StoreError::invalid("conversation_id", format!("{id:?} is not a UUID"))),
-        };
+        return crate::ids::canonical_id("conversation_id", id);
     }
     let own = document.and_then(|d| d.get("conversation_id")).and_then(Value::as_str).and_then(|id| uuid::Uuid::parse_str(id).ok());
     let id = own.unwrap_or_else(|| uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("lora-files:source:{}", hex::encode(Sha256::digest(&request.bytes))).as_bytes()));

@@ -110,7 +110,7 @@ impl<'s> Enrichment<'s> {
     /// is its own task: a caller that goes away (a client hanging up, a
     /// request timing out) does not cut it short between claim and result.
     pub async fn run(self, owner: &str, conversation_id: &str) -> Result<EnrichmentRun, StoreError> {
-        let (store, owner, conversation_id) = (self.store.clone(), owner.to_owned(), conversation_id.to_owned());
+        let (store, owner, conversation_id) = (self.store.clone(), owner.to_owned(), crate::ids::canonical_or_same(conversation_id));
         tokio::spawn(async move { store.enrichment().enrich_to_the_end(&owner, &conversation_id).await })
             .await
             .map_err(|error| StoreError::Internal(format!("the enrichment task failed: {error}")))?
@@ -281,6 +281,7 @@ impl<'s> Enrichment<'s> {
 
     /// What the conversation's last validation and enrichment said.
     pub async fn report(self, owner: &str, conversation_id: &str) -> Result<EnrichmentReport, StoreError> {
+        let conversation_id = &crate::ids::canonical_or_same(conversation_id);
         #[derive(sqlx::FromRow)]
         struct WithReport {
             #[sqlx(flatten)]

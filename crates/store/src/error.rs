@@ -22,6 +22,9 @@ pub enum StoreError {
     AlreadyInFile(Vec<String>),
     #[error("{} conversation(s) cannot be used: {}", .0.len(), .0.iter().map(|i| format!("{} ({})", i.conversation_id, i.reason)).collect::<Vec<_>>().join(", "))]
     Ineligible(Vec<Ineligible>),
+    /// Several things wrong with a request's `conversation_ids`, every one of them.
+    #[error("{}", .0.iter().map(|p| format!("conversation_ids[{}]: {}", p.index, p.message())).collect::<Vec<_>>().join("; "))]
+    RequestedIds(Vec<crate::ids::IdProblem>),
     #[error("the training file is {0}, not active")]
     NotActive(String),
     #[error("{field}: {message}")]
@@ -51,6 +54,11 @@ pub enum StoreError {
 impl StoreError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid { field: field.into(), message: message.into() }
+    }
+
+    /// A row that a unique constraint refused (someone else holds the key).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::Database(db)) if db.is_unique_violation())
     }
 
     /// The database's constraint names, mapped to what they mean to a user.

@@ -12,6 +12,7 @@ pub mod conversations;
 pub mod doctor;
 pub mod enrichment;
 mod error;
+pub mod ids;
 pub mod links;
 mod owner_cache;
 mod paging;
@@ -197,6 +198,22 @@ impl Store {
             Err(error) => tracing::warn!(%prefix, %error, "could not list objects to delete; `lora-files doctor --repair` will"),
         }
     }
+}
+
+/// PostgreSQL text cannot hold NUL (U+0000) while SQLite can: both backends
+/// refuse it alike in anything stored or matched as text, naming the field.
+pub fn refuse_nul(field: &str, value: Option<&str>) -> Result<(), StoreError> {
+    match value {
+        Some(text) if text.contains('\0') => Err(StoreError::invalid(field, "must not contain the NUL character (U+0000)")),
+        _ => Ok(()),
+    }
+}
+
+/// Scaffolding keys as stored: [`refuse_nul`] for each, named as `fields` (persona, arc, topic) say.
+pub(crate) fn refuse_nul_keys(keys: &scaffolding::ScaffoldingKeys, fields: [&str; 3]) -> Result<(), StoreError> {
+    refuse_nul(fields[0], keys.persona.as_deref())?;
+    refuse_nul(fields[1], keys.emotional_arc.as_deref())?;
+    refuse_nul(fields[2], keys.training_topic.as_deref())
 }
 
 /// JSON as the catalogue keeps it in text columns.

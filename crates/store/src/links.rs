@@ -144,4 +144,68 @@ mod tests {
         assert_eq!(signer.verify("no-dot", 0), Err(LinkError::Invalid));
         assert_eq!(signer.verify(&"a.".repeat(5000), 0), Err(LinkError::Invalid));
     }
+
+    /// Property tests (proptest, run by `cargo test`): whatever arrives as a
+    /// token, `verify` answers without panicking, and only an untouched
+    /// signed token verifies.
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+        fn any_target() -> impl Strategy<Value = LinkTarget> {
+            (any::<String>(), "[0-9a-f-]{0,36}", any::<i64>(), any::<bool>(), any::<String>(), any::<i64>()).prop_map(|(owner, file_id, version, jsonl, filename, expires)| LinkTarget {
+                owner,
+                file_id,
+                version,
+                format: if jsonl { DownloadFormat::Jsonl } else { DownloadFormat::Json },
+                filename,
+                expires,
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            #[test]
+            fn random_text_never_verifies(token in "\\PC{0,300}|[A-Za-z0-9_.-]{0,400}") {
+                prop_assert_eq!(Signer::new(b"secret").verify(&token, 0), Err(LinkError::Invalid));
+            }
+
+            #[test]
+            fn a_signed_target_round_trips(target in any_target()) {
+                let signer = Signer::new(b"secret");
+                let token = signer.sign(&target);
+                let verified = signer.verify(&token, i64::MIN);
+                if token.len() > MAX_TOKEN_CHARS {
+                    prop_assert_eq!(verified, Err(LinkError::Invalid));
+                } else {
+                    prop_assert_eq!(verified, Ok(target));
+                }
+            }
+
+            #[test]
+            fn a_changed_character_never_verifies(target in any_target(), at in any::<prop::sample::Index>(), with in 0..64usize) {
+                let signer = Signer::new(b"secret");
+                let mut token = signer.sign(&target).into_bytes();
+                let at = at.index(token.len());
+                let replacement = if token[at] == BASE64URL[with] { BASE64URL[(with + 1) % 64] } else { BASE64URL[with] };
+                token[at] = replacement;
+                let token = String::from_utf8(token).unwrap();
+                prop_assert!(signer.verify(&token, i64::MIN).is_err(), "{token}");
+            }
+
+            #[test]
+            fn a_truncated_or_extended_token_never_verifies(target in any_target(), cut in any::<prop::sample::Index>(), tail in "[A-Za-z0-9_.-]{1,8}") {
+                let signer = Signer::new(b"secret");
+                let token = signer.sign(&target);
+                let cut = cut.index(token.len());
+                prop_assert!(signer.verify(&token[..cut], i64::MIN).is_err());
+                let extended = token.clone() + &tail;
+                prop_assert!(signer.verify(&extended, i64::MIN).is_err());
+            }
+        }
+    }
 }

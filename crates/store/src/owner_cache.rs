@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -42,18 +43,31 @@ struct Owners<K, V> {
 pub(crate) struct OwnerCache<K, V> {
     ttl: Duration,
     owners: Arc<Mutex<Owners<K, V>>>,
+    /// How far tests have moved this cache's clock past the real one, in
+    /// milliseconds: expiry is tested without sleeps that race a busy machine.
+    skew_ms: Arc<AtomicU64>,
 }
 
 impl<K, V> Clone for OwnerCache<K, V> {
     fn clone(&self) -> Self {
-        Self { ttl: self.ttl, owners: Arc::clone(&self.owners) }
+        Self { ttl: self.ttl, owners: Arc::clone(&self.owners), skew_ms: Arc::clone(&self.skew_ms) }
     }
 }
 
 impl<K: Eq + Hash, V: Clone> OwnerCache<K, V> {
     /// A zero `ttl` turns the cache off.
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, owners: Arc::new(Mutex::new(Owners { by_owner: HashMap::new(), swept: Instant::now() })) }
+        Self { ttl, owners: Arc::new(Mutex::new(Owners { by_owner: HashMap::new(), swept: Instant::now() })), skew_ms: Arc::default() }
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now() + Duration::from_millis(self.skew_ms.load(Ordering::Relaxed))
+    }
+
+    /// Moves this cache's clock forward (tests).
+    #[cfg(test)]
+    fn advance(&self, by: Duration) {
+        self.skew_ms.fetch_add(by.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// The cached value, or the generation a value read now must be stored under.
@@ -61,7 +75,7 @@ impl<K: Eq + Hash, V: Clone> OwnerCache<K, V> {
         let owners = self.owners.lock().expect("no panics while holding the lock");
         let Some(owner) = owners.by_owner.get(owner) else { return Err(0) };
         match owner.entries.get(key) {
-            Some((stored, value)) if stored.elapsed() < self.ttl => Ok(value.clone()),
+            Some((stored, value)) if self.now().duration_since(*stored) < self.ttl => Ok(value.clone()),
             _ => Err(owner.generation),
         }
     }
@@ -73,7 +87,7 @@ impl<K: Eq + Hash, V: Clone> OwnerCache<K, V> {
             return;
         }
         let mut owners = self.owners.lock().expect("no panics while holding the lock");
-        let now = Instant::now();
+        let now = self.now();
         let live = |entry: &(Instant, V)| now.duration_since(entry.0) < self.ttl;
         if now.duration_since(owners.swept) >= self.ttl {
             for entries in owners.by_owner.values_mut() {
@@ -172,15 +186,17 @@ mod tests {
         let cache = OwnerCache::<ListKey, u32>::new(Duration::ZERO);
         cache.put("alice", key(), 0, 1);
         assert!(cache.get("alice", &key()).is_err());
-        let cache = OwnerCache::<ListKey, u32>::new(Duration::from_millis(1));
+        let cache = OwnerCache::<ListKey, u32>::new(Duration::from_secs(60));
         cache.put("alice", key(), 0, 1);
-        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(cache.get("alice", &key()), Ok(1));
+        cache.advance(Duration::from_secs(61));
         assert!(cache.get("alice", &key()).is_err());
     }
 
     #[test]
     fn expired_values_are_dropped_and_make_room() {
-        let ttl = Duration::from_millis(300);
+        // An hour: the values surely live until the clock is moved, however busy the machine.
+        let ttl = Duration::from_secs(3600);
         let cache = OwnerCache::<ListKey, u32>::new(ttl);
         let page = |limit| ListKey { limit, ..key() };
         for limit in 0..ENTRIES_PER_OWNER as i64 {
@@ -191,7 +207,7 @@ mod tests {
         assert_eq!(cache.get("alice", &page(100)), Err(0), "a full owner keeps no more while its values live");
         assert_eq!(cache.held(), ENTRIES_PER_OWNER + 1);
 
-        std::thread::sleep(ttl * 2);
+        cache.advance(ttl * 2);
         cache.put("alice", page(100), 0, 2);
         assert_eq!(cache.get("alice", &page(100)), Ok(2), "expired values made room");
         assert_eq!(cache.held(), 1, "every owner's expired values are gone, bob's too");

@@ -24,7 +24,10 @@ impl<'s> Users<'s> {
         if self.by_email(&email).await?.is_some() {
             return Err(StoreError::invalid("email", format!("a user with email {email} already exists")));
         }
-        let password_hash = password.map(hash_password).transpose()?;
+        let password_hash = match password {
+            Some(password) => Some(off_the_workers(password.to_owned(), |p| hash_password(&p)).await??),
+            None => None,
+        };
         let user = User { id: new_id(), email, password_hash, created_at: now_text() };
         self.insert_user(&user).await?;
         Ok(user)
@@ -57,6 +60,10 @@ impl<'s> Users<'s> {
 
     pub async fn by_email(self, email: &str) -> Result<Option<User>, StoreError> {
         let email = email.trim().to_lowercase();
+        if email.contains('\0') {
+            // No address holds it (`add` refuses control characters); PostgreSQL could not even compare it.
+            return Ok(None);
+        }
         let sql = match self.store.catalogue.backend() {
             Backend::Postgres => "SELECT id, email, password_hash, created_at FROM lora_files_user_by_email($1)",
             Backend::Sqlite => "SELECT id, email, password_hash, created_at FROM users WHERE email = $1",
@@ -75,19 +82,33 @@ impl<'s> Users<'s> {
     /// The user whose email and password these are; the same `None` for an
     /// unknown email and a wrong password.
     pub async fn authenticate(self, email: &str, password: &str) -> Result<Option<User>, StoreError> {
-        let Some(user) = self.by_email(email).await? else {
-            // Spend the same time as a real check so timing does not reveal which emails exist.
-            let _ = verify_password(password, decoy_hash());
-            return Ok(None);
-        };
-        let ok = user.password_hash.as_deref().is_some_and(|hash| verify_password(password, hash));
-        Ok(ok.then_some(user))
+        let user = self.by_email(email).await?;
+        // An unknown email and an account without a password cost a real
+        // check too, so timing does not tell them from a wrong password.
+        let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+        let has_password = hash.is_some();
+        let matches = off_the_workers(password.to_owned(), move |password| match &hash {
+            Some(hash) => verify_password(&password, hash),
+            None => verify_password(&password, decoy_hash()),
+        })
+        .await?;
+        Ok(user.filter(|_| matches && has_password))
     }
+}
+
+/// Runs argon2 (tens of milliseconds of CPU) on the blocking pool, at most
+/// as many at once as there are cores, so a burst of logins cannot starve
+/// the async workers that answer everything else.
+async fn off_the_workers<T: Send + 'static>(password: String, work: impl FnOnce(String) -> T + Send + 'static) -> Result<T, StoreError> {
+    static HASHING: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let permits = HASHING.get_or_init(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from)));
+    let _permit = permits.acquire().await.map_err(|e| StoreError::Internal(format!("the hashing pool is closed: {e}")))?;
+    tokio::task::spawn_blocking(move || work(password)).await.map_err(|e| StoreError::Internal(format!("hashing a password failed: {e}")))
 }
 
 fn normalize_email(email: &str) -> Result<String, StoreError> {
     let email = email.trim().to_lowercase();
-    let valid = email.len() <= 254 && !email.contains(char::is_whitespace) && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !domain.starts_with('.'));
+    let valid = email.len() <= 254 && !email.contains(|c: char| c.is_whitespace() || c.is_control()) && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !domain.starts_with('.'));
     if !valid {
         return Err(StoreError::invalid("email", format!("{email:?} is not an email address")));
     }

@@ -157,7 +157,8 @@ async fn a_run_outlives_its_caller(t: &TestStore) {
         Ok(())
     }));
     assert!(tokio::time::timeout(std::time::Duration::from_millis(50), slow.enrichment().run(&t.alice, DAVID)).await.is_err());
-    for _ in 0..50 {
+    // Up to 30 s: a margin for a loaded machine, not a race with the run.
+    for _ in 0..600 {
         if status(t, DAVID).await == "completed" {
             return;
         }

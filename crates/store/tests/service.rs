@@ -129,6 +129,7 @@ async fn bad_requests_name_the_field(t: &TestStore) {
     for (name, request, expected) in cases {
         match t.store.training_files().create(&t.alice, name, None, &request).await {
             Err(StoreError::Invalid { field, .. }) => assert_eq!(field, expected),
+            Err(StoreError::RequestedIds(problems)) => assert_eq!(format!("conversation_ids[{}]", problems[0].index), expected),
             other => panic!("expected invalid {expected}, got {other:?}"),
         }
     }
@@ -331,6 +332,31 @@ async fn import_is_idempotent_and_refuses_changed_content(t: &TestStore) {
     }
 }
 
+async fn concurrent_imports_of_different_content_leave_only_the_winners_object(t: &TestStore) {
+    let text = std::fs::read_to_string(common::fixture("enriched/single-convo-file-3.json")).unwrap();
+    let id = "330dc058-6d75-4609-96f7-b6e87b39f536";
+    // Sixteen versions of one conversation that differ only in trailing spaces (other bytes, the same id).
+    let imports: Vec<_> = (0..16)
+        .map(|i| {
+            let (store, owner, bytes) = (t.store.clone(), t.alice.clone(), format!("{text}{}", " ".repeat(i)));
+            tokio::spawn(async move { store.conversations().import_enriched(&owner, "racing.json", bytes.into()).await })
+        })
+        .collect();
+    let mut landed = 0;
+    for import in imports {
+        match import.await.unwrap() {
+            Ok(lora_files_store::conversations::Imported::New(_)) => landed += 1,
+            Err(StoreError::ConflictingImport(conflicting)) => assert_eq!(conflicting, id),
+            other => panic!("expected new or conflicting, got {other:?}"),
+        }
+    }
+    assert_eq!(landed, 1);
+    let record = t.store.conversations().get(&t.alice, id).await.unwrap().unwrap();
+    let objects = t.objects(&format!("conversations/{}/{id}/", t.alice)).await;
+    let keys: Vec<&str> = objects.iter().map(|(key, _)| key.as_str()).collect();
+    assert_eq!(keys, [record.enriched_file_path.as_deref().unwrap()], "the losers' objects are deleted");
+}
+
 async fn users_authenticate_by_email_and_password(t: &TestStore) {
     let user = t.store.users().authenticate("Alice@Example.com", "correct horse battery").await.unwrap().unwrap();
     assert_eq!(user.id, t.alice);
@@ -352,6 +378,7 @@ on_both_backends!(
     names_are_unique_per_owner,
     archived_files_refuse_adds_until_unarchived,
     concurrent_adds_of_disjoint_sets_all_land,
+    concurrent_imports_of_different_content_leave_only_the_winners_object,
     the_same_add_twice_at_once_lands_once,
     a_failure_before_commit_leaves_the_previous_version_intact,
     an_add_never_reads_the_sources_already_in_the_file,

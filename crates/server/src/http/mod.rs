@@ -2,7 +2,6 @@
 //! request passes (request id, trace, body limit, timeout), JSON answers for
 //! unknown routes, and extractors whose rejections name the bad field.
 
-
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
@@ -93,8 +92,18 @@ pub(crate) fn body_rejection(rejection: BytesRejection) -> ApiError {
     }
 }
 
-/// Parses JSON, naming the path of the first problem.
+/// Parses JSON, naming the path of the first problem. Text holding NUL
+/// (U+0000) is refused wherever it is: no field of a request body is data
+/// the catalogue could store with it (PostgreSQL text cannot).
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // NUL can only arrive escaped; only then is the body walked to name where.
+    if memchr_u0000(bytes) {
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            if let Some(path) = nul_path(&value, String::new()) {
+                return Err(ApiError::field(if path.is_empty() { "body".to_owned() } else { path }, "must not contain the NUL character (U+0000)"));
+            }
+        }
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -105,6 +114,24 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         };
         ApiError::field(if path == "." { "body".to_owned() } else { path }, message)
     })
+}
+
+fn memchr_u0000(bytes: &[u8]) -> bool {
+    bytes.windows(6).any(|w| w == b"\\u0000")
+}
+
+/// The path (`conversation_ids[2]`, `a.b`) of the first string or key holding NUL.
+fn nul_path(value: &serde_json::Value, at: String) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => text.contains('\0').then_some(at),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| nul_path(item, format!("{at}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let path = if at.is_empty() { key.clone() } else { format!("{at}.{key}") };
+            if key.contains('\0') { Some(path) } else { nul_path(item, path) }
+        }),
+        _ => None,
+    }
 }
 
 fn strip_position(message: &str) -> String {
@@ -119,6 +146,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
+        // Filters and keys are matched against catalogue text, which cannot hold NUL on PostgreSQL.
+        if let Some((name, _)) = form_urlencoded::parse(query.as_bytes()).find(|(name, value)| name.contains('\0') || value.contains('\0')) {
+            return Err(ApiError::field(name.replace('\0', "\\u0000"), "must not contain the NUL character (U+0000)"));
+        }
         let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(deserializer).map(ApiQuery).map_err(|error| {
             let path = error.path().to_string();
@@ -127,12 +158,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// A path parameter that must be a UUID (400 naming it otherwise).
-pub fn uuid_param(name: &str, value: &str) -> Result<(), ApiError> {
-    match uuid::Uuid::parse_str(value) {
-        Ok(_) if value.len() == 36 => Ok(()),
-        _ => Err(ApiError::field(name, format!("{value:?} is not a UUID"))),
-    }
+/// A parameter that must be a UUID, in its canonical lower-case form (any
+/// case, braces or `urn:uuid:` accepted); a 400 naming it otherwise.
+pub fn uuid_param(name: &str, value: &str) -> Result<String, ApiError> {
+    lora_files_store::ids::canonical_uuid(value).ok_or_else(|| ApiError::field(name, format!("{value:?} is not a UUID")))
 }
 
 /// The limit of a list: default 50, at most 500.

@@ -13,7 +13,7 @@ use super::manifest::{Location, Manifest, Piece};
 use super::queries::locations;
 use super::segments::{self, Placed, Segments, Source};
 use super::sql::{self, NewMember, NewVersion};
-use super::{check_ids, check_name, parse_time, short_of, DownloadFormat, FileUpdate, TrainingFiles};
+use super::{check_name, parse_time, short_of, DownloadFormat, FileUpdate, TrainingFiles};
 use crate::records::{JsonText, TrainingFile};
 use crate::{new_id, now_text, StoreError, StoredObject};
 
@@ -87,11 +87,11 @@ impl TrainingFiles<'_> {
     pub async fn create(self, user: &str, name: &str, description: Option<&str>, conversation_ids: &[String]) -> Result<TrainingFile, StoreError> {
         let name = check_name(name)?;
         let description = check_description(description)?;
-        check_ids(conversation_ids)?;
+        let conversation_ids = self.checked_ids(user, None, conversation_ids).await?;
         if self.by_name(user, &name).await?.is_some() {
             return Err(StoreError::NameTaken(name));
         }
-        let sources = self.eligible(user, conversation_ids).await?;
+        let sources = self.eligible(user, &conversation_ids).await?;
         // The file states the consultant and vertical of its first conversation.
         let first = self.store.blobs.get(&sources[0].key).await?;
         let (first, _) = lora_files_format::input::read_enriched_bytes(&first)
@@ -146,13 +146,13 @@ impl TrainingFiles<'_> {
     /// Adds conversations to a file as a new version; refuses the whole
     /// request when any of them is already in the file.
     pub async fn add(self, user: &str, file_id: &str, conversation_ids: &[String]) -> Result<TrainingFile, StoreError> {
-        check_ids(conversation_ids)?;
-        self.change(user, file_id, Change::Add(conversation_ids.to_vec())).await
+        let conversation_ids = self.checked_ids(user, Some(file_id), conversation_ids).await?;
+        self.change(user, file_id, Change::Add(conversation_ids)).await
     }
 
     /// A new version without `conversation_id`.
     pub async fn remove(self, user: &str, file_id: &str, conversation_id: &str) -> Result<TrainingFile, StoreError> {
-        self.change(user, file_id, Change::Remove(conversation_id.to_owned())).await
+        self.change(user, file_id, Change::Remove(crate::ids::canonical_or_same(conversation_id))).await
     }
 
     /// Merges the current version's small ranges into one segment as a new
@@ -266,6 +266,12 @@ impl TrainingFiles<'_> {
             Change::Add(ids) => {
                 let present = self.present(user, &file.id, "conversation_id", ids).await?;
                 if !present.is_empty() {
+                    // Report the others' problems in the same answer.
+                    let indexed: Vec<(usize, String)> = ids.iter().cloned().enumerate().collect();
+                    let problems = self.problems_of(user, Some(&file.id), &indexed).await?;
+                    if problems.iter().any(|p| p.reason != "already_in_file") {
+                        return Err(StoreError::RequestedIds(problems));
+                    }
                     return Err(StoreError::AlreadyInFile(ids.iter().filter(|id| present.contains(*id)).cloned().collect()));
                 }
                 let sources = self.eligible(user, ids).await?;

@@ -12,16 +12,18 @@
 //!
 //! Modules: [`changes`] the change pipeline, [`segments`] writing fragments
 //! into segments, [`manifest`] the layout of a version, [`queries`] reads,
-//! [`sql`] the catalogue writes, [`download`] links and streamed reads.
+//! [`sql`] the catalogue writes, [`download`] links and streamed reads,
+//! [`requested`] every problem with a request's conversation ids.
 
 mod changes;
 pub mod download;
 pub(crate) mod manifest;
 mod queries;
+mod requested;
 mod segments;
 mod sql;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use serde::{Deserialize, Serialize};
@@ -156,21 +158,17 @@ pub(crate) fn check_name(name: &str) -> Result<String, StoreError> {
     Ok(trimmed.to_owned())
 }
 
-/// At least one id, each a UUID, none twice.
-pub fn check_ids(ids: &[String]) -> Result<(), StoreError> {
+/// At least one id, each a UUID, none twice: the ids in canonical form, or
+/// every malformed one at once.
+pub fn check_ids(ids: &[String]) -> Result<Vec<String>, StoreError> {
     if ids.is_empty() {
         return Err(StoreError::invalid("conversation_ids", "must name at least one conversation"));
     }
-    let mut seen = HashSet::new();
-    for (i, id) in ids.iter().enumerate() {
-        if uuid::Uuid::parse_str(id).is_err() || id.len() != 36 {
-            return Err(StoreError::invalid(format!("conversation_ids[{i}]"), format!("{id:?} is not a UUID")));
-        }
-        if !seen.insert(id.as_str()) {
-            return Err(StoreError::invalid(format!("conversation_ids[{i}]"), format!("{id} is named twice")));
-        }
+    let (valid, problems) = crate::ids::requested(ids);
+    if !problems.is_empty() {
+        return Err(StoreError::RequestedIds(problems));
     }
-    Ok(())
+    Ok(valid.into_iter().map(|(_, id)| id).collect())
 }
 
 /// The first 8 characters of a conversation id: its JSONL line-id suffix

@@ -58,6 +58,7 @@ impl TrainingFiles<'_> {
 
     /// `user`'s files, newest first.
     pub async fn list(self, user: &str, filter: &FileFilter, limit: i64, cursor: Option<&str>) -> Result<Arc<ListedPage>, StoreError> {
+        crate::refuse_nul("q", filter.q.as_deref())?;
         let status = filter.status.clone().unwrap_or_else(|| "active".into());
         let (after_time, after_id) = decode_cursor(cursor)?;
         let key = ListKey { status: status.clone(), q: filter.q.clone(), limit, cursor: cursor.map(str::to_owned) };
