@@ -344,23 +344,21 @@ fn each_in_order<T: Send>(
     let window = workers * WINDOW_PER_WORKER;
     let batches: Vec<&[PathBuf]> = files.chunks(BATCH).collect();
     let next = AtomicUsize::new(0);
-    let consumed = (Mutex::new(0usize), Condvar::new());
+    let turn = Turn::default();
     std::thread::scope(|scope| -> Result<(), BuildError> {
+        // However the consumer leaves this scope (done, error or panic), the
+        // workers waiting for their turn must learn it before the scope joins
+        // them, or the join waits for ever.
+        let _stop = StopOnDrop(&turn);
         let (sender, receiver) = mpsc::sync_channel::<(usize, Vec<T>)>(window);
         for _ in 0..workers {
             let sender = sender.clone();
-            let (next, consumed, work, batches) = (&next, &consumed, &work, &batches);
+            let (next, turn, work, batches) = (&next, &turn, &work, &batches);
             scope.spawn(move || loop {
                 let index = next.fetch_add(1, Ordering::SeqCst);
-                if index >= batches.len() {
+                if index >= batches.len() || !turn.wait_for(index, window) {
                     return;
                 }
-                let (lock, turn) = consumed;
-                let mut done = lock.lock().expect("no panics while holding the lock");
-                while index >= *done + window {
-                    done = turn.wait(done).expect("no panics while holding the lock");
-                }
-                drop(done);
                 let results = batches[index].iter().map(|file| work(file)).collect();
                 if sender.send((index, results)).is_err() {
                     return; // the consumer stopped on an error
@@ -379,17 +377,53 @@ fn each_in_order<T: Send>(
             for (offset, result) in results.into_iter().enumerate() {
                 consume(index * BATCH + offset, result)?;
             }
-            *consumed.0.lock().expect("no panics while holding the lock") = index + 1;
-            consumed.1.notify_all();
+            turn.consumed(index + 1);
         }
         Ok(())
     })
-    .inspect_err(|_| {
-        // Let waiting workers run out of batches so the scope can end.
-        next.store(usize::MAX / 2, Ordering::SeqCst);
-        *consumed.0.lock().expect("no panics while holding the lock") = usize::MAX / 2;
-        consumed.1.notify_all();
-    })
+}
+
+/// How far the consumer of [`each_in_order`] is, for workers to wait on.
+#[derive(Default)]
+struct Turn {
+    state: Mutex<TurnState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct TurnState {
+    consumed: usize,
+    stopped: bool,
+}
+
+impl Turn {
+    /// Waits until batch `index` is within `window` of the consumer; false when it stopped.
+    fn wait_for(&self, index: usize, window: usize) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while !state.stopped && index >= state.consumed + window {
+            state = self.changed.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        !state.stopped
+    }
+
+    fn consumed(&self, batches: usize) {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).consumed = batches;
+        self.changed.notify_all();
+    }
+
+    fn stop(&self) {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).stopped = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Stops the workers when the consumer's scope ends, however it ends.
+struct StopOnDrop<'t>(&'t Turn);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
 }
 
 /// The first pass over one file: the light survey when the file is of the

@@ -1,0 +1,69 @@
+//! `build` when inputs are bad, large or unlucky: it ends, names every bad
+//! input, stays linear, and what it writes validates clean.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::fixture;
+use lora_files_format::build::{build, BuildError, BuildOptions, BuildSummary};
+
+fn options(name: &str) -> BuildOptions {
+    BuildOptions {
+        name: name.into(),
+        description: None,
+        target_model: Some("llama-3.1-8b".into()),
+        vertical: None,
+        jsonl_meta: false,
+        now: DateTime::<Utc>::from_timestamp(1_764_000_000, 0).unwrap(),
+    }
+}
+
+fn build_into(inputs: &[PathBuf], out: &Path, options: &BuildOptions) -> BuildSummary {
+    build(inputs, out, options, |_| {}).unwrap_or_else(|e| panic!("build failed: {e} ({e:?})"))
+}
+
+/// Copies of one enriched conversation under ids `PREFIX-…-{i}`, named `{name}{i:04}.json`.
+fn copies(dir: &Path, name: &str, id_prefix: &str, count: usize) -> Vec<PathBuf> {
+    let template = std::fs::read_to_string(fixture("enriched/enriched-2.json")).unwrap();
+    (0..count)
+        .map(|i| {
+            let path = dir.join(format!("{name}{i:04}.json"));
+            std::fs::write(&path, template.replace("2ecd51bd-8dd9-478a-9fb4-de20f69bd441", &format!("{id_prefix}-0000-4000-8000-{i:012x}"))).unwrap();
+            path
+        })
+        .collect()
+}
+
+/// Runs `f` on its own thread and fails the test if it has not returned in
+/// `limit` (a hang, not a slow machine: the limit is generous).
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || sender.send(f()).unwrap());
+    receiver.recv_timeout(limit).unwrap_or_else(|_| panic!("still running after {limit:?}: it hangs"))
+}
+
+#[test]
+fn a_bad_input_behind_a_large_first_one_fails_the_build_instead_of_hanging() {
+    // The large full file is streamed by the consumer itself, slowly, while the
+    // workers run ahead through the small files and wait for it; the bad file
+    // then stops the consumer with workers parked.
+    let inputs = tempfile::tempdir().unwrap();
+    let large_source = tempfile::tempdir().unwrap();
+    copies(large_source.path(), "", "00000000", 340);
+    let staging = tempfile::tempdir().unwrap();
+    let large = build_into(&[large_source.path().to_owned()], staging.path(), &options("large"));
+    assert!(large.json_bytes > 16 << 20, "the first input is one a worker does not prepare: {}", large.json_bytes);
+    std::fs::rename(&large.json_path, inputs.path().join("a-large.json")).unwrap();
+    let small = copies(inputs.path(), "b-", "11111111", 120);
+    std::fs::write(&small[9], b"{\"dataset_metadata\": ").unwrap();
+
+    let (dir, out) = (inputs.path().to_owned(), tempfile::tempdir().unwrap());
+    let out_path = out.path().to_owned();
+    let error = within(Duration::from_secs(300), move || build(&[dir], &out_path, &options("hang"), |_| {}).unwrap_err());
+    assert!(error.to_string().contains("b-0009.json"), "{error}");
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "a failed build leaves nothing behind");
+}
