@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::fixture;
-use lora_files_format::build::{build, BuildError, BuildOptions, BuildSummary};
+use lora_files_format::build::{build, BuildOptions, BuildSummary};
 
 fn options(name: &str) -> BuildOptions {
     BuildOptions {
