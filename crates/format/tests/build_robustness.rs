@@ -67,3 +67,26 @@ fn a_bad_input_behind_a_large_first_one_fails_the_build_instead_of_hanging() {
     assert!(error.to_string().contains("b-0009.json"), "{error}");
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "a failed build leaves nothing behind");
 }
+
+#[test]
+fn what_build_writes_warns_only_about_what_its_inputs_warn_about() {
+    // Built without a target model, from the examples (some with empty
+    // scaffolding keys, cut-off texts and stale objectives).
+    let out = tempfile::tempdir().unwrap();
+    let options = BuildOptions { target_model: None, ..options("own") };
+    let inputs: Vec<PathBuf> = std::fs::read_dir(fixture("enriched")).unwrap().map(|e| e.unwrap().path()).collect();
+    let summary = build_into(&[fixture("enriched")], out.path(), &options);
+    let input_codes: std::collections::HashSet<&str> =
+        inputs.iter().flat_map(|input| common::validate_path(input).findings.into_vec()).map(|d| d.code).collect();
+    for output in [&summary.json_path, &summary.jsonl_path] {
+        let report = common::validate_path(output);
+        assert!(!report.findings.has_errors(), "{:#?}", report.findings);
+        for warning in report.findings.iter() {
+            // An input without scaffolding keys gives a full file whose keys are empty.
+            let input_code = if warning.code == "empty_scaffolding" { "missing_scaffolding" } else { warning.code };
+            let about_the_inputs = input_codes.contains(input_code)
+                || (warning.code == "missing_target_model" && warning.message.contains("the inputs stated none"));
+            assert!(about_the_inputs, "{}: a warning about the build's own choices: {warning}", output.display());
+        }
+    }
+}
