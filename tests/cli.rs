@@ -221,3 +221,37 @@ fn walk_files(dir: &Path) -> Vec<PathBuf> {
     }
     found
 }
+
+#[test]
+fn validate_reports_a_missing_path_and_checks_the_others() {
+    let missing = fixtures().join("enriched/no-such-file.json");
+    let good = fixtures().join("enriched/single-convo-file-3.json");
+    let output = lora_files(&["validate", missing.to_str().unwrap(), good.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "the missing path fails the run");
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains(&format!("{}:1:1: $: error: cannot read it", missing.display())), "{stdout}");
+    assert!(stdout.contains(&format!("{}: enriched, 0 error(s)", good.display())), "the other file is still checked: {stdout}");
+    assert!(stdout.contains("2 file(s): 1 error(s)"), "{stdout}");
+}
+
+#[cfg(unix)]
+#[test]
+fn import_reports_a_missing_path_and_a_link_loop_and_imports_the_rest_once() {
+    let data = tempfile::tempdir().unwrap();
+    let added = with_data_dir(&["user", "add", "coach@example.com", "--password", "a long password"], data.path());
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let inputs = tempfile::tempdir().unwrap();
+    let nested = inputs.path().join("nested");
+    std::fs::create_dir(&nested).unwrap();
+    std::fs::copy(fixtures().join("enriched/enriched-1.json"), nested.join("good.json")).unwrap();
+    std::os::unix::fs::symlink(inputs.path(), nested.join("back-to-the-top")).unwrap();
+    let missing = inputs.path().join("missing.json");
+
+    let output = with_data_dir(&["import", missing.to_str().unwrap(), inputs.path().to_str().unwrap()], data.path());
+    assert_eq!(output.status.code(), Some(1), "the bad paths fail the run");
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(stderr.contains(&format!("{}: ", missing.display())), "{stderr}");
+    assert!(stderr.contains("back-to-the-top: a link back to a folder it is inside of (a loop)"), "{stderr}");
+    assert_eq!(stdout.matches("imported 2e6e3685-eb74-46c9-b11d-13a3e162a4b5").count(), 1, "imported once: {stdout}");
+    assert!(stdout.contains("1 imported, 0 unchanged, 0 kept for review, 2 failed"), "{stdout}");
+}
