@@ -62,13 +62,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             scaffolding: scaffolding.clone(),
             conversation_id: args.conversation_id.clone(),
             keep_unparsable: true,
-            ..ImportRequest::new(file.display().to_string(), bytes)
+            ..ImportRequest::new(file.display().to_string(), bytes.clone())
         };
         match store.conversations().import(&owner, request).await {
             Ok(Imported::New(record)) if record.parse_error.is_some() => {
                 review += 1;
-                let error = record.parse_error.as_deref().unwrap_or_default();
-                eprintln!("{}: not valid JSON, kept for review as {}: {error}", file.display(), record.conversation_id);
+                // Where it broke, as `validate` says it: line, column and JSON path.
+                let place = match lora_files_format::enrich::source::parse(&bytes) {
+                    Err(error) => {
+                        let path = lora_files_format::position::path_at(&bytes, error.offset);
+                        format!("{}:{}: {path}: {}", error.position.line, error.position.column, error.message)
+                    }
+                    Ok(_) => record.parse_error.clone().unwrap_or_default(),
+                };
+                eprintln!("{}:{place} (not valid JSON, kept for review as {})", file.display(), record.conversation_id);
             }
             Ok(Imported::New(record)) => {
                 imported += 1;

@@ -245,7 +245,9 @@ pub fn build(
         consultant_profile: facts.consultant_profile.clone().ok_or(BuildError::NoConsultantProfile)?,
     };
 
-    let temp = || NamedTempFile::new_in(out_dir).map(BatchWriter::new).map_err(io_at(out_dir));
+    // Created as any new file is (0666 less the umask, like the server's
+    // objects), not 0600 as temporary files are by default.
+    let temp = || output_temp_file(out_dir).map(BatchWriter::new).map_err(io_at(out_dir));
     let mut assembly = Assembly {
         json: temp()?,
         jsonl: temp()?,
@@ -550,6 +552,13 @@ fn checked(file: &Path, read: Result<FileReport, ReadFailure<BuildError>>) -> Re
     }
     let facts = if report.kind == Some(FileKind::Full) { FileFacts::of_full_file(&report.top.fields) } else { FileFacts::default() };
     Ok(CheckedFile { warnings: report.findings.warning_count(), bytes: report.bytes, facts })
+}
+
+fn output_temp_file(dir: &Path) -> io::Result<NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    builder.tempfile_in(dir)
 }
 
 /// Flushes a temporary file. No fsync: nothing reads these until the final

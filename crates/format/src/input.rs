@@ -292,7 +292,7 @@ pub fn validate_jsonl<R: BufRead>(reader: R) -> io::Result<Findings> {
                     severity: Severity::Error,
                     code: "syntax",
                     path: position::path_at(line, offset),
-                    message: format!("line is not a JSON value: {error}"),
+                    message: format!("line is not a JSON value: {}", document::describe(&error)),
                     position: Some(Position { line: number, column: Position::of_offset(line, offset).column }),
                 });
             }
