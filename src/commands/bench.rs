@@ -176,12 +176,6 @@ fn bench_validate(
     use lora_files_format::input::{self, Mode};
 
     let inputs = work.join("inputs");
-    let per_conversation = generate_conversations(1, fixtures, &work.join("sample"))?.max(1);
-    // A built conversation is about as large as its enriched source.
-    let count = usize::try_from(megabytes * 1_000_000 / per_conversation)
-        .unwrap_or(usize::MAX)
-        .max(1);
-    generate_conversations(count, fixtures, &inputs)?;
     let options = BuildOptions {
         name: "clean".into(),
         description: None,
@@ -190,6 +184,15 @@ fn bench_validate(
         jsonl_meta: false,
         now: chrono::DateTime::UNIX_EPOCH,
     };
+    // A sample build says how large a built conversation is, so the file comes out near `megabytes`.
+    let sample = work.join("sample");
+    generate_conversations(20, fixtures, &sample)?;
+    let built = build::build(std::slice::from_ref(&sample), &work.join("sample-out"), &options, |_| {})?;
+    let per_conversation = (built.json_bytes / 20).max(1);
+    std::fs::remove_dir_all(&sample)?;
+    std::fs::remove_dir_all(work.join("sample-out"))?;
+    let count = usize::try_from(megabytes * 1_000_000 / per_conversation).unwrap_or(usize::MAX).max(1);
+    generate_conversations(count, fixtures, &inputs)?;
     let clean = build::build(
         std::slice::from_ref(&inputs),
         &work.join("out"),
