@@ -73,6 +73,9 @@ pub enum BuildError {
     WrongKind { path: PathBuf, kind: FileKind },
     #[error("conversation {conversation_id} appears twice: in {} and in {}", first.display(), second.display())]
     DuplicateConversation { conversation_id: String, first: PathBuf, second: PathBuf },
+    /// Several inputs cannot be built from: each with its own error.
+    #[error("{} inputs cannot be built from: {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    BadInputs(Vec<BuildError>),
     #[error("the inputs changed while building (the two passes over them disagree); nothing was written, run the build again")]
     InputsChanged,
     #[error("no conversations in the inputs")]
@@ -347,18 +350,31 @@ fn survey_inputs(files: &[PathBuf], options: &BuildOptions, on_progress: &mut im
     let mut planned = Totals::default();
     let mut facts = HeaderFacts::new(options);
     let mut line_ids = LineIds::default();
+    // Every bad input of the run is reported, not only the first.
+    let mut bad_inputs = Vec::new();
     each_in_order(files, survey_file, |index, survey| {
-        let (file, survey) = (&files[index], survey?);
+        let file = &files[index];
+        on_progress(Progress { stage: Stage::Counting, files_done: index + 1, files_total: files.len(), bytes_done: 0 });
+        let survey = match survey {
+            Ok(survey) => survey,
+            Err(error) => {
+                bad_inputs.push(error);
+                return Ok(());
+            }
+        };
         for contribution in &survey.conversations {
             planned.add(&contribution.figures);
             line_ids.plan(&contribution.conversation_id);
             facts.note_conversation(contribution.consultant_profile.as_ref(), contribution.vertical.as_deref(), file);
         }
         facts.note_file(&survey.file, file);
-        on_progress(Progress { stage: Stage::Counting, files_done: index + 1, files_total: files.len(), bytes_done: 0 });
         Ok(())
     })?;
-    Ok((planned, facts, line_ids))
+    match bad_inputs.len() {
+        0 => Ok((planned, facts, line_ids)),
+        1 => Err(bad_inputs.remove(0)),
+        _ => Err(BuildError::BadInputs(bad_inputs)),
+    }
 }
 
 /// Runs `work` on every file, on up to four threads, and hands the results

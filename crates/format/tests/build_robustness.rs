@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::fixture;
-use lora_files_format::build::{build, BuildOptions, BuildSummary};
+use lora_files_format::build::{build, BuildError, BuildOptions, BuildSummary};
 
 fn options(name: &str) -> BuildOptions {
     BuildOptions {
@@ -48,9 +48,9 @@ fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'st
 
 #[test]
 fn a_bad_input_behind_a_large_first_one_fails_the_build_instead_of_hanging() {
-    // The large full file is streamed by the consumer itself, slowly, while the
+    // The large full file is streamed by the writer itself, slowly, while the
     // workers run ahead through the small files and wait for it; the bad file
-    // then stops the consumer with workers parked.
+    // then stops the writer with workers parked.
     let inputs = tempfile::tempdir().unwrap();
     let large_source = tempfile::tempdir().unwrap();
     copies(large_source.path(), "", "00000000", 340);
@@ -59,12 +59,14 @@ fn a_bad_input_behind_a_large_first_one_fails_the_build_instead_of_hanging() {
     assert!(large.json_bytes > 16 << 20, "the first input is one a worker does not prepare: {}", large.json_bytes);
     std::fs::rename(&large.json_path, inputs.path().join("a-large.json")).unwrap();
     let small = copies(inputs.path(), "b-", "11111111", 120);
-    std::fs::write(&small[9], b"{\"dataset_metadata\": ").unwrap();
+    // Valid on its own, so the first pass goes through; the second pass (the
+    // writer) fails there: its conversation is already in the large file.
+    std::fs::copy(large_source.path().join("0000.json"), &small[9]).unwrap();
 
     let (dir, out) = (inputs.path().to_owned(), tempfile::tempdir().unwrap());
     let out_path = out.path().to_owned();
     let error = within(Duration::from_secs(300), move || build(&[dir], &out_path, &options("hang"), |_| {}).unwrap_err());
-    assert!(error.to_string().contains("b-0009.json"), "{error}");
+    assert!(matches!(error, BuildError::DuplicateConversation { .. }) && error.to_string().contains("b-0009.json"), "{error}");
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "a failed build leaves nothing behind");
 }
 
@@ -89,4 +91,25 @@ fn what_build_writes_warns_only_about_what_its_inputs_warn_about() {
             assert!(about_the_inputs, "{}: a warning about the build's own choices: {warning}", output.display());
         }
     }
+}
+
+#[test]
+fn every_bad_input_of_a_folder_is_reported_and_nothing_is_written() {
+    let inputs = tempfile::tempdir().unwrap();
+    copies(inputs.path(), "", "22222222", 12);
+    std::fs::write(inputs.path().join("0003.json"), b"{\"dataset_metadata\": ").unwrap();
+    std::fs::write(inputs.path().join("0007.json"), b"[1, 2").unwrap();
+    std::fs::write(inputs.path().join("0010.json"), b"not json").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let error = build(&[inputs.path().to_owned()], out.path(), &options("bad"), |_| {}).unwrap_err();
+    let BuildError::BadInputs(bad) = &error else { panic!("expected every bad input, got {error:?}") };
+    let named: Vec<String> = bad
+        .iter()
+        .map(|e| match e {
+            BuildError::Invalid { path, .. } => path.file_name().unwrap().to_string_lossy().into_owned(),
+            other => panic!("expected invalid inputs, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(named, ["0003.json", "0007.json", "0010.json"]);
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "a failed build leaves nothing behind");
 }
