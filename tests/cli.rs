@@ -140,8 +140,10 @@ fn import_needs_a_user_then_imports_folders_and_reports_bad_files() {
     let first = with_data_dir(&["import", inputs.path().to_str().unwrap()], data.path());
     assert_eq!(first.status.code(), Some(1), "one file failed");
     assert!(text(&first.stdout).contains("imported 2e6e3685-eb74-46c9-b11d-13a3e162a4b5"), "{}", text(&first.stdout));
-    assert!(text(&first.stderr).contains("bad.json: not valid JSON, kept for review as "), "{}", text(&first.stderr));
-    assert!(text(&first.stderr).contains("line 1, column 20"), "{}", text(&first.stderr));
+    // Line, column and JSON path, once each, as `validate` gives them.
+    assert!(text(&first.stderr).contains("bad.json:1:20: training_pairs: EOF while parsing a list (not valid JSON"), "{}", text(&first.stderr));
+    assert!(text(&first.stderr).contains("(not valid JSON, kept for review as "), "{}", text(&first.stderr));
+    assert!(!text(&first.stderr).contains(" at line "), "the position is not repeated: {}", text(&first.stderr));
     assert!(text(&first.stdout).contains("1 imported, 0 unchanged, 1 kept for review, 0 failed"), "{}", text(&first.stdout));
 
     let again = with_data_dir(&["import", enriched.to_str().unwrap(), "--owner", "COACH@example.com"], data.path());
@@ -220,4 +222,67 @@ fn walk_files(dir: &Path) -> Vec<PathBuf> {
         if path.is_dir() { found.extend(walk_files(&path)) } else { found.push(path) }
     }
     found
+}
+
+#[test]
+fn validate_reports_a_missing_path_and_checks_the_others() {
+    let missing = fixtures().join("enriched/no-such-file.json");
+    let good = fixtures().join("enriched/single-convo-file-3.json");
+    let output = lora_files(&["validate", missing.to_str().unwrap(), good.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "the missing path fails the run");
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains(&format!("{}:1:1: $: error: cannot read it", missing.display())), "{stdout}");
+    assert!(stdout.contains(&format!("{}: enriched, 0 error(s)", good.display())), "the other file is still checked: {stdout}");
+    assert!(stdout.contains("2 file(s): 1 error(s)"), "{stdout}");
+}
+
+#[cfg(unix)]
+#[test]
+fn import_reports_a_missing_path_and_a_link_loop_and_imports_the_rest_once() {
+    let data = tempfile::tempdir().unwrap();
+    let added = with_data_dir(&["user", "add", "coach@example.com", "--password", "a long password"], data.path());
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let inputs = tempfile::tempdir().unwrap();
+    let nested = inputs.path().join("nested");
+    std::fs::create_dir(&nested).unwrap();
+    std::fs::copy(fixtures().join("enriched/enriched-1.json"), nested.join("good.json")).unwrap();
+    std::os::unix::fs::symlink(inputs.path(), nested.join("back-to-the-top")).unwrap();
+    let missing = inputs.path().join("missing.json");
+
+    let output = with_data_dir(&["import", missing.to_str().unwrap(), inputs.path().to_str().unwrap()], data.path());
+    assert_eq!(output.status.code(), Some(1), "the bad paths fail the run");
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(stderr.contains(&format!("{}: ", missing.display())), "{stderr}");
+    assert!(stderr.contains("back-to-the-top: a link back to a folder it is inside of (a loop)"), "{stderr}");
+    assert_eq!(stdout.matches("imported 2e6e3685-eb74-46c9-b11d-13a3e162a4b5").count(), 1, "imported once: {stdout}");
+    assert!(stdout.contains("1 imported, 0 unchanged, 0 kept for review, 2 failed"), "{stdout}");
+}
+
+#[cfg(unix)]
+#[test]
+fn build_outputs_are_created_as_the_umask_allows() {
+    use std::os::unix::fs::PermissionsExt;
+    let out = tempfile::tempdir().unwrap();
+    // The test runner's umask is usually 022; whatever it is, the outputs get 0666 less it.
+    let probe = out.path().join("probe");
+    std::fs::write(&probe, b"").unwrap();
+    let expected = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+    std::fs::remove_file(&probe).unwrap();
+    let output = lora_files(&["build", fixtures().join("enriched").to_str().unwrap(), "--name", "modes", "--out", out.path().to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    for name in ["modes.json", "modes.jsonl"] {
+        let mode = std::fs::metadata(out.path().join(name)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, expected, "{name}: {mode:o}, not {expected:o} like any new file");
+    }
+}
+
+#[test]
+fn validate_states_a_syntax_error_position_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.jsonl");
+    std::fs::write(&broken, "{\"id\": \"a\"}\n{\"id\": tru}\n").unwrap();
+    let output = lora_files(&["validate", broken.to_str().unwrap()]);
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains(&format!("{}:2:11: id: error: line is not a JSON value: expected ident", broken.display())), "{stdout}");
+    assert!(!stdout.contains(" at line "), "the position is stated once: {stdout}");
 }

@@ -39,6 +39,20 @@ pub enum Bench {
         #[arg(long)]
         work_dir: Option<PathBuf>,
     },
+    /// Validate a full file built from copies of the bundled examples, clean and
+    /// with findings added, and print MB/s for each.
+    Validate {
+        /// Size of the full file to generate, in MB.
+        #[arg(long, default_value_t = 500)]
+        megabytes: u64,
+        /// Findings to add to the second copy (each an odd `difficulty_level`).
+        #[arg(long, default_value_t = 10_000)]
+        findings: usize,
+        #[arg(long, default_value = "tests/fixtures/enriched")]
+        fixtures: PathBuf,
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
     /// Generate N enriched conversations from the bundled examples, build them, compare with `cat`.
     Build {
         #[arg(long, default_value_t = 1000)]
@@ -58,6 +72,11 @@ pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
             let temp = tempfile::tempdir()?;
             let work = work_dir.unwrap_or_else(|| temp.path().to_owned());
             bench_build(conversations, &fixtures, &work)?;
+        }
+        Bench::Validate { megabytes, findings, fixtures, work_dir } => {
+            let temp = tempfile::tempdir()?;
+            let work = work_dir.unwrap_or_else(|| temp.path().to_owned());
+            bench_validate(megabytes, findings, &fixtures, &work)?;
         }
         Bench::Enrich { conversations, fixtures, scaffolding, work_dir } => {
             let temp = tempfile::tempdir()?;
@@ -141,6 +160,94 @@ fn bench_build(count: usize, fixtures: &Path, work: &Path) -> anyhow::Result<()>
     match peak {
         Some(peak) => println!("peak RSS:        {:.1} MB", mb(peak)),
         None => println!("peak RSS:        unavailable (no /proc)"),
+    }
+    Ok(())
+}
+
+/// Rounds of validating each file; each figure is the fastest of them.
+const VALIDATE_RUNS: usize = 3;
+
+fn bench_validate(
+    megabytes: u64,
+    findings: usize,
+    fixtures: &Path,
+    work: &Path,
+) -> anyhow::Result<()> {
+    use lora_files_format::input::{self, Mode};
+
+    let inputs = work.join("inputs");
+    let options = BuildOptions {
+        name: "clean".into(),
+        description: None,
+        target_model: Some("bench-model".into()),
+        vertical: None,
+        jsonl_meta: false,
+        now: chrono::DateTime::UNIX_EPOCH,
+    };
+    // A sample build says how large a built conversation is, so the file comes out near `megabytes`.
+    let sample = work.join("sample");
+    generate_conversations(20, fixtures, &sample)?;
+    let built = build::build(std::slice::from_ref(&sample), &work.join("sample-out"), &options, |_| {})?;
+    let per_conversation = (built.json_bytes / 20).max(1);
+    std::fs::remove_dir_all(&sample)?;
+    std::fs::remove_dir_all(work.join("sample-out"))?;
+    let count = usize::try_from(megabytes * 1_000_000 / per_conversation).unwrap_or(usize::MAX).max(1);
+    generate_conversations(count, fixtures, &inputs)?;
+    let clean = build::build(
+        std::slice::from_ref(&inputs),
+        &work.join("out"),
+        &options,
+        |_| {},
+    )?
+    .json_path;
+    std::fs::remove_dir_all(&inputs)?;
+
+    // The same file with `findings` pairs given a difficulty level the validator warns about.
+    let with_findings = work.join("out/with-findings.json");
+    let text = std::fs::read(&clean)?;
+    let (needle, replacement) = (
+        &b"\"difficulty_level\": \""[..],
+        &b"\"difficulty_level\": \"odd_"[..],
+    );
+    let mut edited = Vec::with_capacity(text.len() + findings * replacement.len());
+    let (mut rest, mut added) = (&text[..], 0);
+    while added < findings {
+        let Some(at) = rest.windows(needle.len()).position(|w| w == needle) else {
+            break;
+        };
+        edited.extend_from_slice(&rest[..at]);
+        edited.extend_from_slice(replacement);
+        rest = &rest[at + needle.len()..];
+        added += 1;
+    }
+    edited.extend_from_slice(rest);
+    drop(text);
+    std::fs::write(&with_findings, &edited)?;
+    drop(edited);
+
+    println!("conversations:   {count}");
+    for path in [&clean, &with_findings] {
+        let bytes = std::fs::metadata(path)?.len();
+        let mut seconds = f64::INFINITY;
+        let mut report = None;
+        for _ in 0..VALIDATE_RUNS {
+            let started = Instant::now();
+            report = Some(input::read_file(
+                path,
+                Mode::Validate,
+                |_| Ok::<(), ()>(()),
+            )?);
+            seconds = seconds.min(started.elapsed().as_secs_f64());
+        }
+        let report = report.expect("at least one run");
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        println!(
+            "{name:<20} {:.1} MB, {} error(s), {} warning(s): {seconds:.2} s, {:.0} MB/s (fastest of {VALIDATE_RUNS})",
+            bytes as f64 / 1e6,
+            report.findings.error_count(),
+            report.findings.warning_count(),
+            bytes as f64 / 1e6 / seconds
+        );
     }
     Ok(())
 }

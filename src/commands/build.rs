@@ -65,10 +65,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let summary = match result {
         Ok(summary) => summary,
         Err(BuildError::Invalid { path, errors }) => {
-            for error in &errors {
-                eprintln!("{}:{error}", path.display());
-            }
+            report_invalid(&path, &errors);
             anyhow::bail!("{} is not a valid input ({} error(s)); nothing was written", path.display(), errors.len());
+        }
+        Err(BuildError::BadInputs(bad)) => {
+            for error in &bad {
+                match error {
+                    BuildError::Invalid { path, errors } => report_invalid(path, errors),
+                    other => eprintln!("{other}"),
+                }
+            }
+            anyhow::bail!("{} inputs cannot be built from; nothing was written", bad.len());
         }
         Err(error) => anyhow::bail!("{error}; nothing was written"),
     };
@@ -97,4 +104,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     println!("read {} in {:.2} s", human_bytes(summary.input_bytes), elapsed.as_secs_f64());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each error of an invalid input, as `validate` prints it.
+fn report_invalid(path: &std::path::Path, errors: &[lora_files_format::Diagnostic]) {
+    for error in errors {
+        eprintln!("{}:{error}", path.display());
+    }
 }

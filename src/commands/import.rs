@@ -37,13 +37,18 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let files = lora_files_format::input::collect_input_files(&args.paths)?;
+    // A path that is missing or loops is reported and the rest imported; the run then exits 1.
+    let gathered = lora_files_format::input::gather_input_files(&args.paths);
+    let files = gathered.files;
     anyhow::ensure!(args.conversation_id.is_none() || files.len() == 1, "--conversation-id names one conversation, but {} files were given", files.len());
     let owner = resolve_owner(&args.store, args.owner.as_deref()).await?;
     let store = args.store.open(Access::Service).await?;
     let scaffolding = ScaffoldingKeys { persona: args.persona, emotional_arc: args.arc, training_topic: args.topic };
     store.scaffolding().check_keys(&scaffolding).await?;
-    let (mut imported, mut unchanged, mut failed, mut review) = (0, 0, 0, 0);
+    let (mut imported, mut unchanged, mut failed, mut review) = (0, 0, gathered.problems.len(), 0);
+    for problem in &gathered.problems {
+        eprintln!("{problem}");
+    }
     for file in &files {
         let bytes = match std::fs::read(file) {
             Ok(bytes) => bytes,
@@ -57,13 +62,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             scaffolding: scaffolding.clone(),
             conversation_id: args.conversation_id.clone(),
             keep_unparsable: true,
-            ..ImportRequest::new(file.display().to_string(), bytes)
+            ..ImportRequest::new(file.display().to_string(), bytes.clone())
         };
         match store.conversations().import(&owner, request).await {
             Ok(Imported::New(record)) if record.parse_error.is_some() => {
                 review += 1;
-                let error = record.parse_error.as_deref().unwrap_or_default();
-                eprintln!("{}: not valid JSON, kept for review as {}: {error}", file.display(), record.conversation_id);
+                // Where it broke, as `validate` says it: line, column and JSON path.
+                let place = match lora_files_format::enrich::source::parse(&bytes) {
+                    Err(error) => {
+                        let path = lora_files_format::position::path_at(&bytes, error.offset);
+                        format!("{}:{}: {path}: {}", error.position.line, error.position.column, error.message)
+                    }
+                    Ok(_) => record.parse_error.clone().unwrap_or_default(),
+                };
+                eprintln!("{}:{place} (not valid JSON, kept for review as {})", file.display(), record.conversation_id);
             }
             Ok(Imported::New(record)) => {
                 imported += 1;

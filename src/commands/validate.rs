@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use lora_files_format::input::{self, FileKind, Mode, ReadFailure};
-use lora_files_format::Diagnostic;
+use lora_files_format::{Diagnostic, JsonPath, Severity};
 use serde::Serialize;
 
 #[derive(clap::Args)]
@@ -27,10 +27,19 @@ struct FileResult {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut results = Vec::new();
-    for file in &args.files {
+    // Folders are walked for their *.json files; a path that is missing,
+    // unreadable or loops is one failed result, and the others are still checked.
+    let gathered = input::gather_input_files(&args.files);
+    for problem in gathered.problems {
+        results.push(unreadable(problem.path, &problem.error));
+    }
+    for file in &gathered.files {
         let report = match input::read_file(file, Mode::Validate, |_| Ok::<(), ()>(())) {
             Ok(report) => report,
-            Err(ReadFailure::Io { source, .. }) => anyhow::bail!("{}: {source}", file.display()),
+            Err(ReadFailure::Io { source, .. }) => {
+                results.push(unreadable(file.clone(), &source));
+                continue;
+            }
             Err(ReadFailure::Sink(())) => unreachable!("validation never refuses a conversation"),
         };
         let (errors, warnings) = (report.findings.error_count(), report.findings.warning_count());
@@ -55,6 +64,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{} file(s): {errors} error(s), {warnings} warning(s)", results.len());
     }
     Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// A path that could not be read, as one error of its own.
+fn unreadable(file: PathBuf, error: &std::io::Error) -> FileResult {
+    let diagnostic = Diagnostic {
+        severity: Severity::Error,
+        code: "unreadable",
+        path: JsonPath::root(),
+        message: format!("cannot read it: {error}"),
+        position: None,
+    };
+    FileResult { file, kind: None, errors: 1, warnings: 0, diagnostics: vec![diagnostic] }
 }
 
 /// A JSONL given with its full JSON (`NAME.jsonl` beside `NAME.json`) must

@@ -73,6 +73,9 @@ pub enum BuildError {
     WrongKind { path: PathBuf, kind: FileKind },
     #[error("conversation {conversation_id} appears twice: in {} and in {}", first.display(), second.display())]
     DuplicateConversation { conversation_id: String, first: PathBuf, second: PathBuf },
+    /// Several inputs cannot be built from: each with its own error.
+    #[error("{} inputs cannot be built from: {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    BadInputs(Vec<BuildError>),
     #[error("the inputs changed while building (the two passes over them disagree); nothing was written, run the build again")]
     InputsChanged,
     #[error("no conversations in the inputs")]
@@ -175,15 +178,14 @@ struct Assembly {
 }
 
 impl Assembly {
-    fn add(&mut self, conversation: Conversation, source: &Path) -> Result<(), BuildError> {
-        let (info, fragment) = render_short(conversation);
+    fn add(&mut self, conversation: Conversation, plan: &LineIds, source: &Path) -> Result<(), BuildError> {
+        let (info, fragment) = render_planned(conversation, plan);
         self.add_rendered(info, fragment, source)
     }
 
-    /// Adds a conversation rendered with the short line-id suffix. In the rare
-    /// case another conversation of the file has the same 8 characters, the
-    /// source is read again and this conversation re-rendered with its full id.
-    fn add_rendered(&mut self, info: ConversationInfo, mut fragment: Fragment, source: &Path) -> Result<(), BuildError> {
+    /// Adds a conversation rendered with the line-id suffix the first pass
+    /// planned; the suffix is chosen again here, and the two must agree.
+    fn add_rendered(&mut self, info: ConversationInfo, fragment: Fragment, source: &Path) -> Result<(), BuildError> {
         let id = &info.conversation_id;
         if let Some(first) = self.seen.get(id) {
             return Err(BuildError::DuplicateConversation { conversation_id: id.clone(), first: first.clone(), second: source.to_owned() });
@@ -191,8 +193,8 @@ impl Assembly {
         self.seen.insert(id.clone(), source.to_owned());
         self.facts.note_conversation(info.consultant_profile.as_ref(), info.vertical.as_deref(), source);
         let suffix = render::line_id_suffix(id, |short| !self.short_ids.insert(short.to_owned()));
-        if suffix.len() > 8 {
-            fragment = rerender(source, id, &suffix)?;
+        if suffix != info.line_suffix {
+            return Err(BuildError::InputsChanged);
         }
         let io_error = |source| BuildError::Io { path: PathBuf::from("(temporary output)"), source };
         self.json.push(Chunk::Static(render::fragment_separator(self.totals.conversations))).map_err(io_error)?;
@@ -232,7 +234,7 @@ pub fn build(
     let files = input::collect_input_files(inputs).map_err(io_at(Path::new("inputs")))?;
     std::fs::create_dir_all(out_dir).map_err(io_at(out_dir))?;
 
-    let (planned, facts) = survey_inputs(&files, options, &mut on_progress)?;
+    let (planned, facts, line_ids) = survey_inputs(&files, options, &mut on_progress)?;
     if planned.conversations == 0 {
         return Err(BuildError::NoConversations);
     }
@@ -246,7 +248,9 @@ pub fn build(
         consultant_profile: facts.consultant_profile.clone().ok_or(BuildError::NoConsultantProfile)?,
     };
 
-    let temp = || NamedTempFile::new_in(out_dir).map(BatchWriter::new).map_err(io_at(out_dir));
+    // Created as any new file is (0666 less the umask, like the server's
+    // objects), not 0600 as temporary files are by default.
+    let temp = || output_temp_file(out_dir).map(BatchWriter::new).map_err(io_at(out_dir));
     let mut assembly = Assembly {
         json: temp()?,
         jsonl: temp()?,
@@ -261,7 +265,7 @@ pub fn build(
         assembly.jsonl.push(Chunk::Owned(meta)).map_err(io_at(out_dir))?;
     }
     let (mut warning_count, mut files_with_warnings, mut input_bytes) = (0, Vec::new(), 0);
-    each_in_order(&files, prepare, |index, prepared| {
+    each_in_order(&files, |file| prepare(file, &line_ids), |index, prepared| {
         let file = &files[index];
         let report = match prepared {
             Prepared::Ready { conversations, report } => {
@@ -270,7 +274,7 @@ pub fn build(
                 }
                 report
             }
-            Prepared::Large => read_checked(file, |conversation| assembly.add(conversation, file))?,
+            Prepared::Large => read_checked(file, |conversation| assembly.add(conversation, &line_ids, file))?,
             Prepared::Failed(error) => return Err(error),
         };
         assembly.facts.note_file(&report.facts, file);
@@ -314,21 +318,63 @@ pub fn build(
     })
 }
 
-/// The first pass: what the header will state.
-fn survey_inputs(files: &[PathBuf], options: &BuildOptions, on_progress: &mut impl FnMut(Progress)) -> Result<(Totals, HeaderFacts), BuildError> {
+/// The conversations whose JSONL line ids need their full conversation id:
+/// those whose first 8 characters an earlier conversation of the file has.
+/// Planned in the first pass, so the second renders each conversation once
+/// (it used to read a source again for every such conversation).
+#[derive(Debug, Default)]
+struct LineIds {
+    planned: HashSet<String>,
+    short_taken: HashSet<String>,
+    full: HashSet<String>,
+}
+
+impl LineIds {
+    fn plan(&mut self, conversation_id: &str) {
+        if !self.planned.insert(conversation_id.to_owned()) {
+            return; // a duplicate, which the second pass reports with both its sources
+        }
+        let suffix = render::line_id_suffix(conversation_id, |short| !self.short_taken.insert(short.to_owned()));
+        if suffix.len() > 8 {
+            self.full.insert(conversation_id.to_owned());
+        }
+    }
+
+    fn suffix(&self, conversation_id: &str) -> String {
+        render::line_id_suffix(conversation_id, |_| self.full.contains(conversation_id))
+    }
+}
+
+/// The first pass: what the header will state, and the line ids.
+fn survey_inputs(files: &[PathBuf], options: &BuildOptions, on_progress: &mut impl FnMut(Progress)) -> Result<(Totals, HeaderFacts, LineIds), BuildError> {
     let mut planned = Totals::default();
     let mut facts = HeaderFacts::new(options);
+    let mut line_ids = LineIds::default();
+    // Every bad input of the run is reported, not only the first.
+    let mut bad_inputs = Vec::new();
     each_in_order(files, survey_file, |index, survey| {
-        let (file, survey) = (&files[index], survey?);
+        let file = &files[index];
+        on_progress(Progress { stage: Stage::Counting, files_done: index + 1, files_total: files.len(), bytes_done: 0 });
+        let survey = match survey {
+            Ok(survey) => survey,
+            Err(error) => {
+                bad_inputs.push(error);
+                return Ok(());
+            }
+        };
         for contribution in &survey.conversations {
             planned.add(&contribution.figures);
+            line_ids.plan(&contribution.conversation_id);
             facts.note_conversation(contribution.consultant_profile.as_ref(), contribution.vertical.as_deref(), file);
         }
         facts.note_file(&survey.file, file);
-        on_progress(Progress { stage: Stage::Counting, files_done: index + 1, files_total: files.len(), bytes_done: 0 });
         Ok(())
     })?;
-    Ok((planned, facts))
+    match bad_inputs.len() {
+        0 => Ok((planned, facts, line_ids)),
+        1 => Err(bad_inputs.remove(0)),
+        _ => Err(BuildError::BadInputs(bad_inputs)),
+    }
 }
 
 /// Runs `work` on every file, on up to four threads, and hands the results
@@ -344,23 +390,21 @@ fn each_in_order<T: Send>(
     let window = workers * WINDOW_PER_WORKER;
     let batches: Vec<&[PathBuf]> = files.chunks(BATCH).collect();
     let next = AtomicUsize::new(0);
-    let consumed = (Mutex::new(0usize), Condvar::new());
+    let turn = Turn::default();
     std::thread::scope(|scope| -> Result<(), BuildError> {
+        // However the consumer leaves this scope (done, error or panic), the
+        // workers waiting for their turn must learn it before the scope joins
+        // them, or the join waits for ever.
+        let _stop = StopOnDrop(&turn);
         let (sender, receiver) = mpsc::sync_channel::<(usize, Vec<T>)>(window);
         for _ in 0..workers {
             let sender = sender.clone();
-            let (next, consumed, work, batches) = (&next, &consumed, &work, &batches);
+            let (next, turn, work, batches) = (&next, &turn, &work, &batches);
             scope.spawn(move || loop {
                 let index = next.fetch_add(1, Ordering::SeqCst);
-                if index >= batches.len() {
+                if index >= batches.len() || !turn.wait_for(index, window) {
                     return;
                 }
-                let (lock, turn) = consumed;
-                let mut done = lock.lock().expect("no panics while holding the lock");
-                while index >= *done + window {
-                    done = turn.wait(done).expect("no panics while holding the lock");
-                }
-                drop(done);
                 let results = batches[index].iter().map(|file| work(file)).collect();
                 if sender.send((index, results)).is_err() {
                     return; // the consumer stopped on an error
@@ -379,22 +423,59 @@ fn each_in_order<T: Send>(
             for (offset, result) in results.into_iter().enumerate() {
                 consume(index * BATCH + offset, result)?;
             }
-            *consumed.0.lock().expect("no panics while holding the lock") = index + 1;
-            consumed.1.notify_all();
+            turn.consumed(index + 1);
         }
         Ok(())
     })
-    .inspect_err(|_| {
-        // Let waiting workers run out of batches so the scope can end.
-        next.store(usize::MAX / 2, Ordering::SeqCst);
-        *consumed.0.lock().expect("no panics while holding the lock") = usize::MAX / 2;
-        consumed.1.notify_all();
-    })
+}
+
+/// How far the consumer of [`each_in_order`] is, for workers to wait on.
+#[derive(Default)]
+struct Turn {
+    state: Mutex<TurnState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct TurnState {
+    consumed: usize,
+    stopped: bool,
+}
+
+impl Turn {
+    /// Waits until batch `index` is within `window` of the consumer; false when it stopped.
+    fn wait_for(&self, index: usize, window: usize) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while !state.stopped && index >= state.consumed + window {
+            state = self.changed.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        !state.stopped
+    }
+
+    fn consumed(&self, batches: usize) {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).consumed = batches;
+        self.changed.notify_all();
+    }
+
+    fn stop(&self) {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).stopped = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Stops the workers when the consumer's scope ends, however it ends.
+struct StopOnDrop<'t>(&'t Turn);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
 }
 
 /// The first pass over one file: the light survey when the file is of the
 /// expected shape, else the full reader (which also names what is wrong).
 fn survey_file(file: &Path) -> Result<Survey, BuildError> {
+    note_read(file);
     let io_error = |source| BuildError::Io { path: file.to_owned(), source };
     let (handle, bytes) = input::open(file).map_err(io_error)?;
     if bytes <= PREPARE_LIMIT {
@@ -426,7 +507,8 @@ struct CheckedFile {
     facts: FileFacts,
 }
 
-fn prepare(file: &Path) -> Prepared {
+fn prepare(file: &Path, plan: &LineIds) -> Prepared {
+    note_read(file);
     let (handle, bytes) = match input::open(file) {
         Ok((_, bytes)) if bytes > PREPARE_LIMIT => return Prepared::Large,
         Ok(opened) => opened,
@@ -434,7 +516,7 @@ fn prepare(file: &Path) -> Prepared {
     };
     let mut conversations = Vec::new();
     let read = input::read_opened(file, handle, bytes, Mode::Build, |conversation| {
-        conversations.push(render_short(conversation));
+        conversations.push(render_planned(conversation, plan));
         Ok(())
     });
     match checked(file, read) {
@@ -447,36 +529,27 @@ fn prepare(file: &Path) -> Prepared {
 /// pairs are dropped by the worker that read them).
 struct ConversationInfo {
     conversation_id: String,
+    /// The JSONL line-id suffix it was rendered with.
+    line_suffix: String,
     consultant_profile: Option<Value>,
     vertical: Option<String>,
 }
 
-fn render_short(conversation: Conversation) -> (ConversationInfo, Fragment) {
-    let fragment = render::render_conversation_fragment(&conversation, &render::line_id_suffix(&conversation.conversation_id, |_| false));
+fn render_planned(conversation: Conversation, plan: &LineIds) -> (ConversationInfo, Fragment) {
+    let line_suffix = plan.suffix(&conversation.conversation_id);
+    let fragment = render::render_conversation_fragment(&conversation, &line_suffix);
     let info = ConversationInfo {
         conversation_id: conversation.conversation_id,
         consultant_profile: conversation.consultant_profile,
         vertical: conversation.vertical,
+        line_suffix,
     };
     (info, fragment)
 }
 
-fn rerender(source: &Path, conversation_id: &str, suffix: &str) -> Result<Fragment, BuildError> {
-    let mut fragment = None;
-    read_checked(source, |conversation| {
-        if conversation.conversation_id == conversation_id {
-            fragment = Some(render::render_conversation_fragment(&conversation, suffix));
-        }
-        Ok(())
-    })?;
-    fragment.ok_or_else(|| BuildError::Io {
-        path: source.to_owned(),
-        source: io::Error::other(format!("conversation {conversation_id} is gone from the file while building")),
-    })
-}
-
 /// Reads one input in build mode; a file with errors is a `BuildError::Invalid`.
 fn read_checked(file: &Path, sink: impl FnMut(Conversation) -> Result<(), BuildError>) -> Result<CheckedFile, BuildError> {
+    note_read(file);
     checked(file, input::read_file(file, Mode::Build, sink))
 }
 
@@ -497,8 +570,65 @@ fn checked(file: &Path, read: Result<FileReport, ReadFailure<BuildError>>) -> Re
     Ok(CheckedFile { warnings: report.findings.warning_count(), bytes: report.bytes, facts })
 }
 
+fn output_temp_file(dir: &Path) -> io::Result<NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    builder.tempfile_in(dir)
+}
+
 /// Flushes a temporary file. No fsync: nothing reads these until the final
 /// rename, which is what makes the outputs appear whole or not at all.
 fn finish_temp(writer: BatchWriter<NamedTempFile>, dir: &Path) -> Result<NamedTempFile, BuildError> {
     writer.into_inner().map_err(|source| BuildError::Io { path: dir.to_owned(), source })
+}
+
+/// Every time a build opens an input (tests check a build reads each input
+/// a bounded number of times).
+#[cfg(test)]
+static READS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+#[cfg(test)]
+fn note_read(file: &Path) {
+    READS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(file.to_owned());
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+fn note_read(_file: &Path) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reads_of(file: &Path) -> usize {
+        READS.lock().unwrap().iter().filter(|read| *read == file).count()
+    }
+
+    #[test]
+    fn shared_id_prefixes_do_not_make_the_build_read_a_source_again() {
+        // A carried-over full file whose conversations all share their first
+        // 8 characters (sequential ids): every one after the first needs its
+        // full id in the line ids.
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+        let template = std::fs::read_to_string(fixtures.join("enriched/enriched-2.json")).unwrap();
+        let sources = tempfile::tempdir().unwrap();
+        let count = 40;
+        for i in 0..count {
+            let id = format!("aaaaaaaa-0000-4000-8000-{i:012x}");
+            std::fs::write(sources.path().join(format!("{i:03}.json")), template.replace("2ecd51bd-8dd9-478a-9fb4-de20f69bd441", &id)).unwrap();
+        }
+        let options = BuildOptions { name: "shared".into(), description: None, target_model: Some("m".into()), vertical: None, jsonl_meta: false, now: DateTime::UNIX_EPOCH };
+        let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let carried = build(&[sources.path().to_owned()], first.path(), &options, |_| {}).unwrap();
+
+        let rebuilt = build(std::slice::from_ref(&carried.json_path), second.path(), &options, |_| {}).unwrap();
+        assert!(reads_of(&carried.json_path) <= 2, "read {} times: once per pass at most", reads_of(&carried.json_path));
+        assert_eq!(std::fs::read(&rebuilt.jsonl_path).unwrap(), std::fs::read(&carried.jsonl_path).unwrap());
+        let jsonl = std::fs::read_to_string(&rebuilt.jsonl_path).unwrap();
+        let ids: Vec<String> = jsonl.lines().map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["id"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len(), "line ids are unique");
+        assert!(ids[0].ends_with("_aaaaaaaa"), "the first keeps the short form: {}", ids[0]);
+        assert!(ids.last().unwrap().ends_with(&format!("_aaaaaaaa-0000-4000-8000-{:012x}", count - 1)));
+    }
 }

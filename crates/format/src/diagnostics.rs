@@ -42,7 +42,11 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{}:{}: {}: {label}: {}", position.line, position.column, self.path, self.message)
+        write!(
+            f,
+            "{}:{}: {}: {label}: {}",
+            position.line, position.column, self.path, self.message
+        )
     }
 }
 
@@ -61,7 +65,13 @@ impl Findings {
     }
 
     fn push(&mut self, severity: Severity, path: &JsonPath, code: &'static str, message: String) {
-        self.0.push(Diagnostic { severity, code, path: path.clone(), message, position: None });
+        self.0.push(Diagnostic {
+            severity,
+            code,
+            path: path.clone(),
+            message,
+            position: None,
+        });
     }
 
     pub fn push_diagnostic(&mut self, diagnostic: Diagnostic) {
@@ -105,18 +115,42 @@ impl Findings {
         self.locate_where(text, |_| true);
     }
 
-    /// Like `locate_in`, for the findings `wanted` picks (a build places only its errors).
+    /// Like `locate_in`, for the findings `wanted` picks (a build places only
+    /// its errors). One walk of `text` places them all.
     pub fn locate_where(&mut self, text: &[u8], wanted: impl Fn(&Diagnostic) -> bool) {
-        for diagnostic in self.0.iter_mut().filter(|d| d.position.is_none() && wanted(d)) {
-            diagnostic.position = Some(position::locate(text, &diagnostic.path));
-        }
+        self.place(text, wanted, |position| position);
     }
 
     /// Places every unplaced finding on `line` (a JSONL record), the column found within it.
     pub fn locate_on_line(&mut self, line_text: &[u8], line: usize) {
-        for diagnostic in self.0.iter_mut().filter(|d| d.position.is_none()) {
-            let column = position::locate(line_text, &diagnostic.path).column;
-            diagnostic.position = Some(Position { line, column });
+        self.place(
+            line_text,
+            |_| true,
+            |position| Position {
+                line,
+                column: position.column,
+            },
+        );
+    }
+
+    fn place(
+        &mut self,
+        text: &[u8],
+        wanted: impl Fn(&Diagnostic) -> bool,
+        adjust: impl Fn(Position) -> Position,
+    ) {
+        let mut unplaced: Vec<&mut Diagnostic> = self
+            .0
+            .iter_mut()
+            .filter(|d| d.position.is_none() && wanted(d))
+            .collect();
+        if unplaced.is_empty() {
+            return;
+        }
+        let paths: Vec<&JsonPath> = unplaced.iter().map(|d| &d.path).collect();
+        let positions = position::locate_all(text, &paths);
+        for (diagnostic, position) in unplaced.iter_mut().zip(positions) {
+            diagnostic.position = Some(adjust(position));
         }
     }
 }
@@ -127,5 +161,76 @@ impl IntoIterator for Findings {
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placing_thousands_of_findings_reads_the_text_about_once() {
+        // One conversation per line, each with a finding on a key that exists
+        // and one on a key that does not (placed on its object).
+        let entries = 3000;
+        let mut text = String::from("{\"conversations\": [\n");
+        for i in 0..entries {
+            let comma = if i + 1 < entries { "," } else { "" };
+            text.push_str(&format!(
+                "  {{\"text\": \"{}é\", \"score\": {i}}}{comma}\n",
+                "words ".repeat(20)
+            ));
+        }
+        text.push_str("]}\n");
+        let mut findings = Findings::default();
+        for i in 0..entries {
+            let conversation = JsonPath::root().key("conversations").index(i);
+            findings.warning(&conversation.key("score"), "test", "a finding");
+            findings.warning(&conversation.key("absent"), "test", "a missing key");
+        }
+        let before = position::scanned_bytes();
+        findings.locate_in(text.as_bytes());
+        let scanned = position::scanned_bytes() - before;
+        assert!(
+            scanned <= 3 * text.len(),
+            "scanned {scanned} bytes of a {}-byte text for {entries} x 2 findings",
+            text.len()
+        );
+
+        let placed: Vec<Position> = findings.iter().map(|d| d.position.unwrap()).collect();
+        let score_column =
+            1 + "  {\"text\": \"".len() + "words ".len() * 20 + "é\", \"score\": ".chars().count();
+        for i in [0, 1, entries / 2, entries - 1] {
+            assert_eq!(
+                placed[2 * i],
+                Position {
+                    line: i + 2,
+                    column: score_column
+                },
+                "conversations[{i}].score"
+            );
+            assert_eq!(
+                placed[2 * i + 1],
+                Position {
+                    line: i + 2,
+                    column: 3
+                },
+                "conversations[{i}].absent falls back to its object"
+            );
+        }
+    }
+
+    #[test]
+    fn findings_on_a_jsonl_line_get_that_line_and_their_column() {
+        let mut findings = Findings::default();
+        findings.error(&JsonPath::root().key("b"), "test", "here");
+        findings.locate_on_line(br#"{"a": 1, "b": 2}"#, 7);
+        assert_eq!(
+            findings.iter().next().unwrap().position,
+            Some(Position {
+                line: 7,
+                column: 15
+            })
+        );
     }
 }

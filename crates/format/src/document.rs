@@ -76,8 +76,9 @@ fn read_with<'de, R: serde_json::de::Read<'de>, E>(
     })
 }
 
-/// serde_json's message without its trailing " at line L column C".
-fn describe(error: &serde_json::Error) -> String {
+/// serde_json's message without its trailing " at line L column C" (the
+/// finding states its position once, in characters).
+pub(crate) fn describe(error: &serde_json::Error) -> String {
     let text = error.to_string();
     match text.rfind(" at line ") {
         Some(i) => text[..i].to_owned(),

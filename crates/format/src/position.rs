@@ -1,7 +1,9 @@
 //! Line/column positions in JSON text, found after the fact.
 //! Parsing stays fast (serde_json into values); only when there is something
-//! to report do we walk the text again to find where a path starts, or which
-//! path a broken document was in when it broke.
+//! to report do we walk the text again, once for all findings, to find where
+//! their paths start, or which path a broken document was in when it broke.
+
+use std::collections::HashMap;
 
 use crate::path::{JsonPath, Segment};
 
@@ -17,12 +19,31 @@ impl Position {
 
     /// The position of byte `offset` in `text` (clamped to its end).
     pub fn of_offset(text: &[u8], offset: usize) -> Position {
-        let offset = offset.min(text.len());
-        let before = &text[..offset];
-        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
-        let column = 1 + String::from_utf8_lossy(&before[line_start..]).chars().count();
-        Position { line, column }
+        Self::of_offsets(text, &[offset])[0]
+    }
+
+    /// The positions of many byte offsets, in one pass over `text` however
+    /// many there are (a file with thousands of findings stays linear).
+    pub fn of_offsets(text: &[u8], offsets: &[usize]) -> Vec<Position> {
+        let mut order: Vec<usize> = (0..offsets.len()).collect();
+        order.sort_unstable_by_key(|&i| offsets[i]);
+        let mut positions = vec![Position::START; offsets.len()];
+        let (mut at, mut current) = (0, Position::START);
+        for i in order {
+            let offset = offsets[i].min(text.len());
+            let between = &text[at..offset];
+            note_scanned(between.len());
+            match memchr::memrchr(b'\n', between) {
+                Some(last) => {
+                    current.line += memchr::memchr_iter(b'\n', between).count();
+                    current.column = 1 + characters(&between[last + 1..]);
+                }
+                None => current.column += characters(between),
+            }
+            at = offset;
+            positions[i] = current;
+        }
+        positions
     }
 
     /// The byte offset of a serde_json error position (its column counts bytes).
@@ -38,18 +59,250 @@ impl Position {
     }
 }
 
+/// Characters in UTF-8 `bytes`: every byte but continuation bytes starts one.
+fn characters(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b & 0xC0 != 0x80).count()
+}
+
 /// Where the value at `path` starts, or where its nearest existing ancestor
 /// starts when the path itself is missing (a missing key is reported on its object).
 pub fn locate(text: &[u8], path: &JsonPath) -> Position {
-    let mut target = path.clone();
-    loop {
-        let mut scanner = Scanner::new(text, Goal::Find(&target));
-        if let Err(Stop::Found(offset)) = scanner.document() {
-            return Position::of_offset(text, offset);
+    locate_all(text, &[path])[0]
+}
+
+/// [`locate`] for many paths at once: one walk of `text` finds where each
+/// starts (only the objects and arrays on the way to a path are entered; the
+/// rest is skipped without decoding), then one pass turns offsets into positions.
+pub fn locate_all(text: &[u8], paths: &[&JsonPath]) -> Vec<Position> {
+    let mut finder = Finder::new(text, paths);
+    let _ = finder.value();
+    let offsets: Vec<usize> = paths
+        .iter()
+        .map(|path| {
+            let segments = path.segments();
+            (0..=segments.len())
+                .rev()
+                .find_map(|depth| {
+                    finder
+                        .wanted
+                        .get(&segments[..depth])
+                        .and_then(|node| node.offset)
+                })
+                .unwrap_or(0)
+        })
+        .collect();
+    Position::of_offsets(text, &offsets)
+}
+
+/// A path [`Finder`] looks for, or one on the way to such a path.
+#[derive(Default)]
+struct Node {
+    offset: Option<usize>,
+    /// Some wanted path goes deeper: the finder enters this value.
+    has_children: bool,
+}
+
+/// Walks a document once, entering only values on the way to wanted paths
+/// and noting where each wanted path (and each ancestor) first starts.
+struct Finder<'t, 'p> {
+    text: &'t [u8],
+    pos: usize,
+    path: Vec<Segment>,
+    wanted: HashMap<&'p [Segment], Node>,
+    /// Nodes not found yet: at 0 the walk stops.
+    missing: usize,
+}
+
+impl<'t, 'p> Finder<'t, 'p> {
+    fn new(text: &'t [u8], paths: &[&'p JsonPath]) -> Self {
+        let mut wanted: HashMap<&'p [Segment], Node> = HashMap::new();
+        for path in paths {
+            let segments = path.segments();
+            for depth in 0..=segments.len() {
+                wanted.entry(&segments[..depth]).or_default().has_children |=
+                    depth < segments.len();
+            }
         }
-        match target.parent() {
-            Some(parent) => target = parent,
-            None => return Position::START,
+        let missing = wanted.len();
+        Self {
+            text,
+            pos: 0,
+            path: Vec::new(),
+            wanted,
+            missing,
+        }
+    }
+
+    fn skip_ws(&mut self) {
+        let start = self.pos;
+        while self.pos < self.text.len()
+            && matches!(self.text[self.pos], b' ' | b'\t' | b'\n' | b'\r')
+        {
+            self.pos += 1;
+        }
+        note_scanned(self.pos - start);
+    }
+
+    fn peek(&self) -> Result<u8, Stop> {
+        self.text.get(self.pos).copied().ok_or(Stop::Broken)
+    }
+
+    fn value(&mut self) -> Result<(), Stop> {
+        self.skip_ws();
+        let enter = match self.wanted.get_mut(self.path.as_slice()) {
+            Some(node) => {
+                if node.offset.is_none() {
+                    node.offset = Some(self.pos);
+                    self.missing -= 1;
+                    if self.missing == 0 {
+                        return Err(Stop::Found);
+                    }
+                }
+                node.has_children
+            }
+            None => false,
+        };
+        match self.peek()? {
+            b'{' if enter => self.object(),
+            b'[' if enter => self.array(),
+            _ => self.skip_value(),
+        }
+    }
+
+    fn object(&mut self) -> Result<(), Stop> {
+        self.pos += 1;
+        self.skip_ws();
+        if self.peek()? == b'}' {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.skip_ws();
+            if self.peek()? != b'"' {
+                return Err(Stop::Broken);
+            }
+            let key = self.key()?;
+            self.path.push(Segment::Key(key.into()));
+            self.skip_ws();
+            if self.peek()? != b':' {
+                return Err(Stop::Broken);
+            }
+            self.pos += 1;
+            self.value()?;
+            self.path.pop();
+            self.skip_ws();
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b'}' => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(Stop::Broken),
+            }
+        }
+    }
+
+    fn array(&mut self) -> Result<(), Stop> {
+        self.pos += 1;
+        self.skip_ws();
+        if self.peek()? == b']' {
+            self.pos += 1;
+            return Ok(());
+        }
+        let mut index = 0;
+        loop {
+            self.path.push(Segment::Index(index));
+            self.value()?;
+            self.path.pop();
+            self.skip_ws();
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b']' => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(Stop::Broken),
+            }
+            index += 1;
+        }
+    }
+
+    /// An object key, unescaped.
+    fn key(&mut self) -> Result<String, Stop> {
+        let start = self.pos;
+        self.skip_string()?;
+        let raw = &self.text[start..self.pos];
+        match std::str::from_utf8(&raw[1..raw.len() - 1]) {
+            Ok(plain) if !plain.contains('\\') => Ok(plain.to_owned()),
+            _ => Ok(serde_json::from_slice::<String>(raw)
+                .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned())),
+        }
+    }
+
+    /// Past a string, from its opening quote, without decoding it.
+    fn skip_string(&mut self) -> Result<(), Stop> {
+        let start = self.pos;
+        let mut i = self.pos + 1;
+        let result = loop {
+            match memchr::memchr2(b'"', b'\\', &self.text[i.min(self.text.len())..]) {
+                Some(found) if self.text[i + found] == b'\\' => i += found + 2,
+                Some(found) => {
+                    self.pos = i + found + 1;
+                    break Ok(());
+                }
+                None => {
+                    self.pos = self.text.len();
+                    break Err(Stop::Broken);
+                }
+            }
+        };
+        note_scanned(self.pos - start);
+        result
+    }
+
+    /// Past a value nothing is wanted in: strings by their quotes, objects and arrays by their brackets.
+    fn skip_value(&mut self) -> Result<(), Stop> {
+        match self.peek()? {
+            b'"' => self.skip_string(),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match self.peek()? {
+                        b'"' => {
+                            self.skip_string()?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.pos += 1;
+                                note_scanned(1);
+                                return Ok(());
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.pos += 1;
+                    note_scanned(1);
+                }
+            }
+            _ => {
+                let start = self.pos;
+                while self.pos < self.text.len()
+                    && !matches!(
+                        self.text[self.pos],
+                        b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'
+                    )
+                {
+                    self.pos += 1;
+                }
+                note_scanned(self.pos - start);
+                if self.pos == start || self.pos == self.text.len() {
+                    return Err(Stop::Broken);
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -57,33 +310,32 @@ pub fn locate(text: &[u8], path: &JsonPath) -> Position {
 /// The path being read when the scanner reaches `offset` (the place of a syntax
 /// error): for `{"a": [1, {"b": tru` it is `a[1].b`.
 pub fn path_at(text: &[u8], offset: usize) -> JsonPath {
-    let mut scanner = Scanner::new(&text[..offset.min(text.len())], Goal::Walk);
+    let mut scanner = Scanner::new(&text[..offset.min(text.len())]);
     let _ = scanner.document();
     scanner.path
 }
 
-enum Goal<'p> {
-    Find(&'p JsonPath),
-    Walk,
-}
-
 enum Stop {
-    Found(usize),
+    /// Everything wanted is found.
+    Found,
     /// End of text or text that is not JSON: the scanner's path says where.
     Broken,
 }
 
 /// A forgiving JSON walker that only tracks where it is; it never builds values.
-struct Scanner<'t, 'p> {
+struct Scanner<'t> {
     text: &'t [u8],
     pos: usize,
     path: JsonPath,
-    goal: Goal<'p>,
 }
 
-impl<'t, 'p> Scanner<'t, 'p> {
-    fn new(text: &'t [u8], goal: Goal<'p>) -> Self {
-        Self { text, pos: 0, path: JsonPath::root(), goal }
+impl<'t> Scanner<'t> {
+    fn new(text: &'t [u8]) -> Self {
+        Self {
+            text,
+            pos: 0,
+            path: JsonPath::root(),
+        }
     }
 
     fn document(&mut self) -> Result<(), Stop> {
@@ -91,7 +343,9 @@ impl<'t, 'p> Scanner<'t, 'p> {
     }
 
     fn skip_ws(&mut self) {
-        while self.pos < self.text.len() && matches!(self.text[self.pos], b' ' | b'\t' | b'\n' | b'\r') {
+        while self.pos < self.text.len()
+            && matches!(self.text[self.pos], b' ' | b'\t' | b'\n' | b'\r')
+        {
             self.pos += 1;
         }
     }
@@ -102,11 +356,6 @@ impl<'t, 'p> Scanner<'t, 'p> {
 
     fn value(&mut self) -> Result<(), Stop> {
         self.skip_ws();
-        if let Goal::Find(target) = self.goal {
-            if &self.path == target {
-                return Err(Stop::Found(self.pos));
-            }
-        }
         match self.peek()? {
             b'{' => self.object(),
             b'[' => self.array(),
@@ -184,7 +433,9 @@ impl<'t, 'p> Scanner<'t, 'p> {
                     self.pos = i + 1;
                     let raw = &self.text[start..i];
                     let decoded = serde_json::from_slice::<String>(&self.text[start - 1..=i]);
-                    return Ok(decoded.unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned()));
+                    return Ok(
+                        decoded.unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned())
+                    );
                 }
                 _ => i += 1,
             }
@@ -196,7 +447,10 @@ impl<'t, 'p> Scanner<'t, 'p> {
     fn scalar(&mut self) -> Result<(), Stop> {
         let start = self.pos;
         while self.pos < self.text.len()
-            && !matches!(self.text[self.pos], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+            && !matches!(
+                self.text[self.pos],
+                b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'
+            )
         {
             self.pos += 1;
         }
@@ -208,6 +462,26 @@ impl<'t, 'p> Scanner<'t, 'p> {
 }
 
 #[cfg(test)]
+thread_local! {
+    /// Bytes the position scanners have looked at on this thread (tests check it stays linear).
+    static SCANNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+fn note_scanned(bytes: usize) {
+    SCANNED.with(|scanned| scanned.set(scanned.get() + bytes));
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+fn note_scanned(_bytes: usize) {}
+
+#[cfg(test)]
+pub(crate) fn scanned_bytes() -> usize {
+    SCANNED.with(std::cell::Cell::get)
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -216,9 +490,18 @@ mod tests {
     #[test]
     fn locates_nested_values_and_falls_back_to_the_parent() {
         let c = JsonPath::root().key("a").index(1).key("c");
-        assert_eq!(locate(DOC.as_bytes(), &c), Position { line: 4, column: 24 });
+        assert_eq!(
+            locate(DOC.as_bytes(), &c),
+            Position {
+                line: 4,
+                column: 24
+            }
+        );
         let missing = JsonPath::root().key("a").index(1).key("zzz");
-        assert_eq!(locate(DOC.as_bytes(), &missing), Position { line: 4, column: 5 });
+        assert_eq!(
+            locate(DOC.as_bytes(), &missing),
+            Position { line: 4, column: 5 }
+        );
     }
 
     #[test]
@@ -231,6 +514,9 @@ mod tests {
     fn columns_count_characters() {
         let text = "{\"é→\": 1}".as_bytes();
         let offset = text.iter().position(|&b| b == b'1').unwrap();
-        assert_eq!(Position::of_offset(text, offset), Position { line: 1, column: 8 });
+        assert_eq!(
+            Position::of_offset(text, offset),
+            Position { line: 1, column: 8 }
+        );
     }
 }

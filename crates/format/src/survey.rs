@@ -31,6 +31,7 @@ const PAIR_SHAPE: Shape = &[
 /// What one conversation says about the training file it goes into.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Contribution {
+    pub conversation_id: String,
     pub figures: ConversationFigures,
     pub consultant_profile: Option<Value>,
     pub vertical: Option<String>,
@@ -38,7 +39,7 @@ pub struct Contribution {
 
 impl Contribution {
     pub fn of(conversation: &Conversation) -> Self {
-        Self { figures: conversation.figures(), consultant_profile: conversation.consultant_profile.clone(), vertical: conversation.vertical.clone() }
+        Self { conversation_id: conversation.conversation_id.clone(), figures: conversation.figures(), consultant_profile: conversation.consultant_profile.clone(), vertical: conversation.vertical.clone() }
     }
 }
 

@@ -844,7 +844,7 @@ impl FullFileCheck {
             for key in ["persona_key", "persona_name", "emotional_arc_key", "emotional_arc", "training_topic_key", "training_topic"] {
                 if let Some(text) = check.string(scaffolding, key, &scaffolding_path) {
                     if text.is_empty() {
-                        check.findings.warning(&scaffolding_path.key(key), "empty_scaffolding", format!("`{key}` is empty"));
+                        check.findings.warning(&scaffolding_path.key(key), "empty_scaffolding", format!("`{key}` is empty: the conversation states none (a source from before scaffolding)"));
                     }
                 }
             }
@@ -895,7 +895,7 @@ impl FullFileCheck {
             }
         }
         if !metadata.contains_key("target_model") {
-            findings.warning(&path.key("target_model"), "missing_target_model", "no target_model is stated");
+            findings.warning(&path.key("target_model"), "missing_target_model", "no target_model is stated (the inputs stated none; `lora-files build --target-model` states one)");
         }
         let mut check = Check { findings };
         if let Some(n) = check.integer(metadata, "total_conversations", &path) {

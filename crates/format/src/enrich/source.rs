@@ -82,7 +82,7 @@ pub fn parse(text: &[u8]) -> Result<Parsed, SyntaxError> {
     };
     let located = || {
         let offset = Position::offset_of_serde(text, original.line(), original.column());
-        SyntaxError { message: original.to_string(), position: Position::of_offset(text, offset), offset }
+        SyntaxError { message: crate::document::describe(&original), position: Position::of_offset(text, offset), offset }
     };
     let Ok(mut rest) = std::str::from_utf8(text) else { return Err(located()) };
     let mut repairs = Vec::new();
