@@ -93,7 +93,7 @@ mod tests {
         assert_eq!(codes(json!({"messages": [{"role": "user", "content": " "}, {"role": "assistant", "content": "Yo"}]}), false), ["missing_content"]);
         assert_eq!(codes(json!({"messages": [{"role": "user", "content": 3}, {"role": "assistant", "content": "Yo"}]}), false), ["missing_content"]);
         assert_eq!(codes(json!({"messages": [{"role": "bot", "content": "x"}, {"role": "assistant", "content": "Yo"}]}), false), ["unrecognized_role", "role_order"]);
-        assert_eq!(codes(json!({"messages": [{"content": "x"}, {"role": "assistant", "content": "Yo"}]}), false), ["message_missing_key"]);
+        assert_eq!(codes(json!({"messages": [{"content": "x"}, {"role": "assistant", "content": "Yo"}]}), false), ["message_missing_key", "role_order"]);
         assert_eq!(codes(json!({"messages": [{"role": "assistant", "content": "Yo"}]}), false), ["role_order"]);
         assert_eq!(
             codes(json!({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}, {"role": "assistant", "content": "c"}]}), false),
