@@ -62,7 +62,6 @@ fn default_name(input: &Path) -> String {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(args.format != ExportFormat::Jsonl || !args.with_metadata, "--with-metadata applies to --format openai only");
     anyhow::ensure!(args.format == ExportFormat::OpenAi || !args.with_metadata, "--with-metadata applies to --format openai only");
     let split = args.split.as_deref().map(|text| Split::parse(text, args.seed)).transpose().map_err(anyhow::Error::msg)?;
     let options = ExportOptions {

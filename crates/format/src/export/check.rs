@@ -19,7 +19,7 @@ pub fn check_chat_line(line: &Value, allow_metadata: bool) -> Vec<(&'static str,
         return problems;
     };
     for key in map.keys() {
-        if !LINE_KEYS.contains(&key.as_str()) && !(allow_metadata && key == "metadata") {
+        if !(LINE_KEYS.contains(&key.as_str()) || allow_metadata && key == "metadata") {
             problems.push(("unrecognized_key", format!("$.{key} is not a key of a chat line")));
         }
     }

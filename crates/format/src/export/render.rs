@@ -373,7 +373,7 @@ mod tests {
             {"role": "user", "content": "About money."},
             {"role": "assistant", "content": "Let us look at it together."},
         ]});
-        assert_eq!(lines(&fragment), [expected.clone()]);
+        assert_eq!(lines(&fragment), std::slice::from_ref(&expected));
         assert!(check_chat_line(&expected, false).is_empty());
         assert!(fragment.examples[0].line.ends_with(b"}\n"));
     }
