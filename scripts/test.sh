@@ -123,6 +123,13 @@ run_browser_test() {
   kill "$server"
 }
 
+# The exports as trainers read them: Hugging Face `datasets`, OpenAI's chat
+# rules, Python tiktoken and tokenizers (from PyPI; the script installs them).
+run_export_tests() {
+  log "the exports with datasets, tiktoken and tokenizers"
+  tests/exports/run.sh
+}
+
 run_tests() {
   log "running the tests"
   if cargo nextest --version >/dev/null 2>&1; then
@@ -143,4 +150,5 @@ ensure_postgres
 ensure_s3
 run_schemathesis
 run_browser_test
+run_export_tests
 run_tests

@@ -25,6 +25,8 @@ enum Command {
     Serve(commands::serve::Args),
     /// Build a full JSON training file and its JSONL from enriched conversations.
     Build(commands::build::Args),
+    /// Write a training file as trainer-ready lines (openai, sharegpt, alpaca, jsonl) with token figures, dedup, splits and a dataset card.
+    Export(commands::export::Args),
     /// Check enriched, full JSON and JSONL files; exits 1 when any has errors.
     Validate(commands::validate::Args),
     /// Load conversation files (raw, parsed or enriched; folders recursively) into the catalogue.
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => commands::run_async(commands::serve::run(args)),
         Command::Build(args) => commands::build::run(args),
+        Command::Export(args) => commands::export::run(args),
         Command::Validate(args) => commands::validate::run(args),
         Command::Import(args) => commands::run_async(commands::import::run(args)),
         Command::Enrich(args) => commands::run_async(commands::enrich::run(args)),

@@ -286,3 +286,46 @@ fn validate_states_a_syntax_error_position_once() {
     assert!(stdout.contains(&format!("{}:2:11: id: error: line is not a JSON value: expected ident", broken.display())), "{stdout}");
     assert!(!stdout.contains(" at line "), "the position is stated once: {stdout}");
 }
+
+#[test]
+fn export_writes_split_files_and_a_card_and_prints_token_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let enriched = fixtures().join("enriched");
+    let args = ["export", enriched.to_str().unwrap(), "--format", "openai", "--out", out.to_str().unwrap(), "--split", "validation=0.3", "--name", "coach"];
+    let output = lora_files(&args);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("tokens (o200k_base): "), "{stdout}");
+    let ids = |split: &str| -> Vec<String> {
+        std::fs::read_to_string(out.join(format!("coach.{split}.jsonl"))).unwrap().lines().map(str::to_owned).collect()
+    };
+    let (train, validation) = (ids("train"), ids("validation"));
+    assert_eq!((train.len(), validation.len()), (5, 2));
+    let card = std::fs::read_to_string(out.join("README.md")).unwrap();
+    assert!(card.starts_with("---\n") && card.contains("  - split: validation\n    path: \"coach.validation.jsonl\"\n"), "{card}");
+}
+
+#[test]
+fn export_names_the_file_line_and_path_of_bad_input_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    let original = std::fs::read_to_string(fixtures().join("enriched/single-convo-file-3.json")).unwrap();
+    std::fs::write(&bad, original.replacen("\"turn_number\": 3,", "\"turn_number\": 4,", 1)).unwrap();
+    let out = dir.path().join("out");
+    let output = lora_files(&["export", bad.to_str().unwrap(), "--format", "alpaca", "--out", out.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains(&format!("{}:164:22: training_pairs[2].turn_number: error:", bad.display())), "{stderr}");
+    assert!(!out.join("bad.train.jsonl").exists());
+    let output = lora_files(&["export", bad.to_str().unwrap(), "--format", "xml", "--out", out.to_str().unwrap()]);
+    assert!(text(&output.stderr).contains("not one of openai, sharegpt, alpaca, jsonl"));
+}
+
+#[test]
+fn validate_stats_counts_tokens_and_duplicates() {
+    let output = lora_files(&["validate", "--stats", "--max-tokens", "1000", fixtures().join("full/full-file-1.json").to_str().unwrap()]);
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("tokens (o200k_base): 4631 tokens (1275 training, 3356 context) over 6 examples"), "{stdout}");
+    assert!(stdout.contains("; 1 over 1000; 0 exact duplicate(s)"), "{stdout}");
+}

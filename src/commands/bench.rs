@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 use lora_files_format::build::{self, BuildOptions};
+use lora_files_format::export::{self, ExportFormat, ExportOptions, Tokenizer};
 
 use super::human_bytes;
 
@@ -53,6 +54,19 @@ pub enum Bench {
         #[arg(long)]
         work_dir: Option<PathBuf>,
     },
+    /// Generate N enriched conversations, export them (tokens counted with o200k_base) and
+    /// compare with `cat`; then count the tokens of the build's JSONL of them.
+    Export {
+        #[arg(long, default_value_t = 10_000)]
+        conversations: usize,
+        /// openai, sharegpt, alpaca or jsonl.
+        #[arg(long, default_value = "openai")]
+        format: String,
+        #[arg(long, default_value = "tests/fixtures/enriched")]
+        fixtures: PathBuf,
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
     /// Generate N enriched conversations from the bundled examples, build them, compare with `cat`.
     Build {
         #[arg(long, default_value_t = 1000)]
@@ -77,6 +91,12 @@ pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
             let temp = tempfile::tempdir()?;
             let work = work_dir.unwrap_or_else(|| temp.path().to_owned());
             bench_validate(megabytes, findings, &fixtures, &work)?;
+        }
+        Bench::Export { conversations, format, fixtures, work_dir } => {
+            let temp = tempfile::tempdir()?;
+            let work = work_dir.unwrap_or_else(|| temp.path().to_owned());
+            let format = ExportFormat::parse(&format).ok_or_else(|| anyhow::anyhow!("--format {format:?}: not one of openai, sharegpt, alpaca, jsonl"))?;
+            bench_export(conversations, format, &fixtures, &work)?;
         }
         Bench::Enrich { conversations, fixtures, scaffolding, work_dir } => {
             let temp = tempfile::tempdir()?;
@@ -248,6 +268,88 @@ fn bench_validate(
             report.findings.warning_count(),
             bytes as f64 / 1e6 / seconds
         );
+    }
+    Ok(())
+}
+
+/// Leaves the output gone and the disk idle before a timed run (see [`bench_build`]).
+fn settle(output: &Path) -> anyhow::Result<()> {
+    if output.is_dir() {
+        std::fs::remove_dir_all(output)?;
+    } else if output.exists() {
+        std::fs::remove_file(output)?;
+    }
+    anyhow::ensure!(Command::new("sync").status()?.success(), "sync failed");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    Ok(())
+}
+
+fn bench_export(count: usize, format: ExportFormat, fixtures: &Path, work: &Path) -> anyhow::Result<()> {
+    let inputs = work.join("inputs");
+    let generated = generate_conversations(count, fixtures, &inputs)?;
+    println!("generated {count} conversations ({}) in {}", human_bytes(generated), inputs.display());
+    let cat_out = work.join("cat.out");
+    let cat = format!("find '{}' -name '*.json' -print0 | sort -z | xargs -0 cat > '{}'", inputs.display(), cat_out.display());
+    let options = |format| ExportOptions {
+        format,
+        name: "bench".into(),
+        with_metadata: false,
+        dedup: false,
+        split: None,
+        tokenizer: Some(Tokenizer::o200k()),
+        max_tokens: None,
+    };
+    let out = work.join("out");
+    let (mut cat_seconds, mut export_seconds, mut summary) = (f64::INFINITY, f64::INFINITY, None);
+    for _ in 0..BUILD_RUNS {
+        settle(&cat_out)?;
+        let started = Instant::now();
+        anyhow::ensure!(Command::new("sh").arg("-c").arg(&cat).stdin(Stdio::null()).status()?.success(), "cat failed");
+        cat_seconds = cat_seconds.min(started.elapsed().as_secs_f64());
+        settle(&cat_out)?;
+        settle(&out)?;
+        let started = Instant::now();
+        let exported = export::export(std::slice::from_ref(&inputs), Some(&out), &options(format)).map_err(super::export::explain)?;
+        export_seconds = export_seconds.min(started.elapsed().as_secs_f64());
+        summary = Some(exported);
+    }
+    let summary = summary.expect("at least one run");
+
+    // Token counting on its own: the build's JSONL of the same conversations, read and counted.
+    let jsonl_dir = work.join("jsonl");
+    let build_options = BuildOptions {
+        name: "bench".into(),
+        description: None,
+        target_model: Some("bench-model".into()),
+        vertical: None,
+        jsonl_meta: false,
+        now: chrono::DateTime::UNIX_EPOCH,
+    };
+    let built = build::build(std::slice::from_ref(&inputs), &jsonl_dir, &build_options, |_| {})?;
+    let mut count_seconds = f64::INFINITY;
+    let mut counted = None;
+    for _ in 0..BUILD_RUNS {
+        let started = Instant::now();
+        let figures = export::export(std::slice::from_ref(&built.jsonl_path), None, &options(ExportFormat::Jsonl)).map_err(super::export::explain)?;
+        count_seconds = count_seconds.min(started.elapsed().as_secs_f64());
+        counted = figures.tokens;
+    }
+
+    let mb = |bytes: u64| bytes as f64 / 1e6;
+    let input_mb = mb(summary.input_bytes);
+    let output_bytes: u64 = summary.files.iter().map(|f| f.bytes).sum();
+    println!("conversations:   {}", summary.totals.conversations);
+    println!("input:           {input_mb:.1} MB; {} output {:.1} MB, {} lines", format.as_str(), mb(output_bytes), summary.examples);
+    println!("export:          {export_seconds:.2} s, {:.0} MB/s of input (fastest of {BUILD_RUNS}, tokens counted)", input_mb / export_seconds);
+    println!("cat:             {cat_seconds:.2} s, {:.0} MB/s (fastest of {BUILD_RUNS})", input_mb / cat_seconds);
+    println!("export / cat:    {:.0} %", 100.0 * cat_seconds / export_seconds);
+    let jsonl_mb = mb(built.jsonl_bytes);
+    println!(
+        "token counting:  {jsonl_mb:.1} MB of JSONL in {count_seconds:.2} s, {:.0} MB/s (fastest of {BUILD_RUNS}; read, checked, counted)",
+        jsonl_mb / count_seconds
+    );
+    if let Some(tokens) = counted {
+        println!("tokens:          {tokens}");
     }
     Ok(())
 }

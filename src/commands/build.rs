@@ -103,6 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         summary.warning_count
     );
     println!("read {} in {:.2} s", human_bytes(summary.input_bytes), elapsed.as_secs_f64());
+    print_token_figures(&summary.jsonl_path)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -111,4 +112,25 @@ fn report_invalid(path: &std::path::Path, errors: &[lora_files_format::Diagnosti
     for error in errors {
         eprintln!("{}:{error}", path.display());
     }
+}
+
+/// The JSONL's token figures (o200k_base), as `validate --stats` gives them.
+fn print_token_figures(jsonl: &std::path::Path) -> anyhow::Result<()> {
+    let options = lora_files_format::export::ExportOptions {
+        format: lora_files_format::export::ExportFormat::Jsonl,
+        name: "build".into(),
+        with_metadata: false,
+        dedup: false,
+        split: None,
+        tokenizer: Some(lora_files_format::export::Tokenizer::o200k()),
+        max_tokens: None,
+    };
+    let summary = lora_files_format::export::export(&[jsonl.to_owned()], None, &options).map_err(super::export::explain)?;
+    if let (Some(tokens), Some(tokenizer)) = (&summary.tokens, &summary.tokenizer) {
+        super::export::print_tokens(tokenizer, tokens);
+    }
+    if !summary.duplicates.is_empty() {
+        println!("{} exact duplicate pair(s) (`lora-files export --dedup` drops them)", summary.duplicates.len());
+    }
+    Ok(())
 }

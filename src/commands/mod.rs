@@ -4,6 +4,7 @@ pub mod bench;
 pub mod build;
 pub mod doctor;
 pub mod enrich;
+pub mod export;
 pub mod import;
 pub mod scaffolding;
 pub mod serve;

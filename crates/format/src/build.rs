@@ -381,17 +381,17 @@ fn survey_inputs(files: &[PathBuf], options: &BuildOptions, on_progress: &mut im
 /// to `consume` in file order. Workers take files in batches (one hand-over
 /// per batch, not per file) and stay at most a window of batches ahead of
 /// `consume`, which bounds memory; the first error stops everything.
-fn each_in_order<T: Send>(
+pub(crate) fn each_in_order<T: Send, E>(
     files: &[PathBuf],
     work: impl Fn(&Path) -> T + Sync,
-    mut consume: impl FnMut(usize, T) -> Result<(), BuildError>,
-) -> Result<(), BuildError> {
+    mut consume: impl FnMut(usize, T) -> Result<(), E>,
+) -> Result<(), E> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
     let window = workers * WINDOW_PER_WORKER;
     let batches: Vec<&[PathBuf]> = files.chunks(BATCH).collect();
     let next = AtomicUsize::new(0);
     let turn = Turn::default();
-    std::thread::scope(|scope| -> Result<(), BuildError> {
+    std::thread::scope(|scope| -> Result<(), E> {
         // However the consumer leaves this scope (done, error or panic), the
         // workers waiting for their turn must learn it before the scope joins
         // them, or the join waits for ever.

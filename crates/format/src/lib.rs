@@ -12,6 +12,7 @@ pub mod build;
 pub mod diagnostics;
 pub mod document;
 pub mod enrich;
+pub mod export;
 pub mod input;
 pub mod json;
 pub mod model;

@@ -1,0 +1,216 @@
+//! Token statistics: how many tokens each exported example holds with the
+//! model's own tokenizer (o200k_base by default, or a Hugging Face
+//! `tokenizer.json`), and the figures a fine-tuning service asks about.
+//!
+//! A count is the sum of each text's tokens encoded on its own, without
+//! special tokens and without a chat template: what the texts cost, which a
+//! template adds a few tokens per message to.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A tokenizer that counts.
+pub enum Tokenizer {
+    /// OpenAI's `o200k_base`, vocabulary bundled with `tiktoken-rs`.
+    O200k(&'static tiktoken_rs::CoreBPE),
+    /// A Hugging Face `tokenizer.json` (Llama, Mistral, Qwen, Gemma…).
+    HuggingFace { name: String, tokenizer: Box<tokenizers::Tokenizer> },
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl Tokenizer {
+    pub fn o200k() -> Self {
+        Tokenizer::O200k(tiktoken_rs::o200k_base_singleton())
+    }
+
+    /// A `tokenizer.json`; the error names the file and what is wrong with it.
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let mut tokenizer = tokenizers::Tokenizer::from_file(path).map_err(|e| format!("{}: not a Hugging Face tokenizer.json: {e}", path.display()))?;
+        // A file's own truncation would cut the counts, and its padding inflate them.
+        tokenizer.with_truncation(None).map_err(|e| format!("{}: {e}", path.display()))?;
+        tokenizer.with_padding(None);
+        Ok(Tokenizer::HuggingFace { name: path.display().to_string(), tokenizer: Box::new(tokenizer) })
+    }
+
+    /// How the figures name it.
+    pub fn name(&self) -> String {
+        match self {
+            Tokenizer::O200k(_) => "o200k_base".to_owned(),
+            Tokenizer::HuggingFace { name, .. } => name.clone(),
+        }
+    }
+
+    /// The tokens of `text` encoded on its own, without special tokens.
+    pub fn count(&self, text: &str) -> usize {
+        if text.is_empty() {
+            return 0;
+        }
+        match self {
+            Tokenizer::O200k(bpe) => bpe.encode_ordinary(text).len(),
+            Tokenizer::HuggingFace { tokenizer, .. } => tokenizer.encode_fast(text, false).map_or(0, |encoding| encoding.len()),
+        }
+    }
+}
+
+/// Counts the texts of one conversation, each distinct text once: a pair
+/// repeats the conversation's history and system prompt, so most of an
+/// export's text is seen before.
+pub struct ConversationCounter<'t, 'c> {
+    tokenizer: &'t Tokenizer,
+    seen: HashMap<&'c str, usize>,
+}
+
+impl<'t, 'c> ConversationCounter<'t, 'c> {
+    pub fn new(tokenizer: &'t Tokenizer) -> Self {
+        Self { tokenizer, seen: HashMap::new() }
+    }
+
+    pub fn count(&mut self, text: &'c str) -> usize {
+        let tokenizer = self.tokenizer;
+        *self.seen.entry(text).or_insert_with(|| tokenizer.count(text))
+    }
+
+    /// A text made for the export (not borrowed from the conversation).
+    pub fn count_owned(&self, text: &str) -> usize {
+        self.tokenizer.count(text)
+    }
+}
+
+/// One example's tokens: what the model reads and what it is trained to write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExampleTokens {
+    /// System prompt, user turns, instruction and input.
+    pub context: usize,
+    /// The assistant's turns (the targets).
+    pub training: usize,
+}
+
+impl ExampleTokens {
+    pub fn total(self) -> usize {
+        self.context + self.training
+    }
+}
+
+/// Per-file figures over the examples written.
+#[derive(Clone, Debug, Default)]
+pub struct TokenStats {
+    per_example: Vec<usize>,
+    context: u64,
+    training: u64,
+    /// Examples over the limit, with their id and tokens (warned, never cut).
+    pub over_limit: Vec<(String, usize)>,
+    limit: Option<usize>,
+}
+
+impl TokenStats {
+    pub fn with_limit(limit: Option<usize>) -> Self {
+        Self { limit, ..Self::default() }
+    }
+
+    pub fn add(&mut self, id: &str, tokens: ExampleTokens) {
+        let total = tokens.total();
+        self.per_example.push(total);
+        self.context += tokens.context as u64;
+        self.training += tokens.training as u64;
+        if self.limit.is_some_and(|limit| total > limit) {
+            self.over_limit.push((id.to_owned(), total));
+        }
+    }
+
+    pub fn summary(&self) -> TokenSummary {
+        let mut sorted = self.per_example.clone();
+        sorted.sort_unstable();
+        let n = sorted.len();
+        // Nearest rank: the smallest count at least 95 % of the examples do not exceed.
+        let p95 = (n > 0).then(|| sorted[(n * 95).div_ceil(100).max(1) - 1]);
+        TokenSummary {
+            examples: n,
+            total: self.context + self.training,
+            context: self.context,
+            training: self.training,
+            min: sorted.first().copied(),
+            mean: (n > 0).then(|| (self.context + self.training) as f64 / n as f64),
+            p95,
+            max: sorted.last().copied(),
+            max_tokens: self.limit,
+            over_max_tokens: self.over_limit.len(),
+        }
+    }
+}
+
+/// The figures of [`TokenStats`], as printed and written to the dataset card.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TokenSummary {
+    pub examples: usize,
+    pub total: u64,
+    pub context: u64,
+    pub training: u64,
+    pub min: Option<usize>,
+    pub mean: Option<f64>,
+    pub p95: Option<usize>,
+    pub max: Option<usize>,
+    pub max_tokens: Option<usize>,
+    pub over_max_tokens: usize,
+}
+
+impl std::fmt::Display for TokenSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let figure = |v: Option<usize>| v.map_or_else(|| "n/a".to_owned(), |v| v.to_string());
+        write!(
+            f,
+            "{} tokens ({} training, {} context) over {} examples; per example min {} mean {} p95 {} max {}",
+            self.total,
+            self.training,
+            self.context,
+            self.examples,
+            figure(self.min),
+            self.mean.map_or_else(|| "n/a".to_owned(), |m| format!("{m:.1}")),
+            figure(self.p95),
+            figure(self.max)
+        )?;
+        if let Some(limit) = self.max_tokens {
+            write!(f, "; {} over {limit}", self.over_max_tokens)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn o200k_counts_as_tiktoken_does() {
+        // tiktoken: enc.encode_ordinary("hello world") == [24912, 2375].
+        let tokenizer = Tokenizer::o200k();
+        assert_eq!(tokenizer.count("hello world"), 2);
+        assert_eq!(tokenizer.count(""), 0);
+        // Special-token text is counted as text, never as one special token.
+        assert!(tokenizer.count("<|endoftext|>") > 1);
+    }
+
+    #[test]
+    fn summary_figures_are_nearest_rank_and_limits_are_listed_not_cut() {
+        let mut stats = TokenStats::with_limit(Some(15));
+        for (i, total) in (1..=20).enumerate() {
+            stats.add(&format!("e{i}"), ExampleTokens { context: total - 1, training: 1 });
+        }
+        let summary = stats.summary();
+        assert_eq!((summary.examples, summary.total, summary.training, summary.context), (20, 210, 20, 190));
+        assert_eq!((summary.min, summary.p95, summary.max), (Some(1), Some(19), Some(20)));
+        assert_eq!(summary.mean, Some(10.5));
+        assert_eq!(summary.over_max_tokens, 5);
+        assert_eq!(stats.over_limit[0], ("e15".to_owned(), 16));
+    }
+
+    #[test]
+    fn an_empty_file_has_no_figures() {
+        let summary = TokenStats::default().summary();
+        assert_eq!((summary.examples, summary.min, summary.mean, summary.p95), (0, None, None, None));
+    }
+}
