@@ -9,6 +9,7 @@ pub mod scaffolding;
 pub mod serve;
 pub mod user;
 pub mod validate;
+pub mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
