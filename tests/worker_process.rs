@@ -8,17 +8,26 @@ use lora_files_store::testing::{Backend, TestStore};
 use lora_files_store::JobState;
 
 fn worker(t: &TestStore) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_lora-files"))
-        .args(["worker", "--workers", "1", "--job-claim-seconds", "2", "--data-dir"])
-        .arg(t.dir.path())
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap()
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lora-files"));
+    command.args(["worker", "--workers", "1", "--job-claim-seconds", "2", "--data-dir"]).arg(t.dir.path()).env("RUST_LOG", "warn");
+    if let Some(url) = &t.config.database_url {
+        command.args(["--database-url", url]);
+    }
+    command.spawn().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_survives_kill_9_of_its_worker_and_finishes_once() {
-    let t = TestStore::new(Backend::Sqlite).await;
+async fn sqlite_a_job_survives_kill_9_of_its_worker_and_finishes_once() {
+    survives_kill_9(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_job_survives_kill_9_of_its_worker_and_finishes_once() {
+    survives_kill_9(Backend::Postgres).await;
+}
+
+async fn survives_kill_9(backend: Backend) {
+    let t = TestStore::new(backend).await;
     let ids = t.import_copies(&t.alice, 400).await;
     let (job, file) = t.store.jobs().enqueue_create(&t.alice, "big", None, &ids).await.unwrap();
     let mut first = worker(&t);
