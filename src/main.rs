@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API (embedded SQLite and local storage unless told otherwise).
     Serve(commands::serve::Args),
+    /// Run background jobs only (no HTTP), beside `serve` on other machines.
+    Worker(commands::worker::Args),
     /// Build a full JSON training file and its JSONL from enriched conversations.
     Build(commands::build::Args),
     /// Write a training file as trainer-ready lines (openai, sharegpt, alpaca, jsonl) with token figures, dedup, splits and a dataset card.
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => commands::run_async(commands::serve::run(args)),
+        Command::Worker(args) => commands::run_async(commands::worker::run(args)),
         Command::Build(args) => commands::build::run(args),
         Command::Export(args) => commands::export::run(args),
         Command::Validate(args) => commands::validate::run(args),

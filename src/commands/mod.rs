@@ -10,6 +10,7 @@ pub mod scaffolding;
 pub mod serve;
 pub mod user;
 pub mod validate;
+pub mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -24,6 +24,8 @@ pub struct Args {
     #[arg(long, env = "LORA_FILES_MAX_IDS_PER_REQUEST", default_value_t = 10_000)]
     max_ids_per_request: usize,
     #[command(flatten)]
+    worker: super::worker::WorkerArgs,
+    #[command(flatten)]
     store: StoreArgs,
 }
 
@@ -51,7 +53,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let app = lora_files_server::app(AppState::new(store.clone(), &secret, settings));
     tracing::info!(%address, catalogue = %store.describe_catalogue(), "lora-files is serving");
     println!("lora-files is serving on http://{address} (web UI at /, API under /api, OpenAPI at /api/openapi.json)");
+    let workers = lora_files_store::jobs::worker::Workers::spawn(store.clone(), args.worker.settings(), None);
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(shutdown_signal()).await?;
+    workers.shutdown().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -70,7 +74,7 @@ async fn first_run_login(args: &StoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -106,6 +106,7 @@ impl From<StoreError> for ApiError {
             error @ StoreError::EnrichmentInProgress(_) => Self::new(StatusCode::CONFLICT, "enrichment_in_progress", error.to_string()),
             StoreError::Link(LinkError::Gone) => Self::new(StatusCode::NOT_FOUND, "not_found", LinkError::Gone.to_string()),
             StoreError::Link(error) => Self::forbidden(error.to_string()),
+            error @ StoreError::Cancelled(_) => Self::new(StatusCode::CONFLICT, "cancelled", error.to_string()),
             error @ StoreError::Contention => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", error.to_string()),
             error => Self::internal(error),
         }

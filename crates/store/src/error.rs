@@ -43,6 +43,9 @@ pub enum StoreError {
     EnrichmentInProgress(String),
     #[error("{0}")]
     Link(crate::links::LinkError),
+    /// The job running the work was cancelled (or lost its claim) before it committed.
+    #[error("cancelled: {0}")]
+    Cancelled(&'static str),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("storage: {0}")]

@@ -13,9 +13,11 @@ pub mod doctor;
 pub mod enrichment;
 mod error;
 pub mod ids;
+pub mod jobs;
 pub mod links;
 mod owner_cache;
 mod paging;
+pub mod progress;
 pub mod records;
 pub mod scaffolding;
 #[cfg(feature = "testing")]
@@ -32,6 +34,7 @@ pub use blobs::{Blobs, ObjectKind, StoredObject, DEFAULT_MAX_OBJECT_BYTES};
 pub use catalogue::{redact, Access, Backend};
 pub use conversations::Conversations;
 pub use enrichment::Enrichment;
+pub use jobs::{Job, JobKind, JobState, Jobs};
 pub use error::{Ineligible, StoreError};
 pub use links::LinkSettings;
 pub use owner_cache::ListedPage;
@@ -134,6 +137,10 @@ impl Store {
 
     pub fn enrichment(&self) -> Enrichment<'_> {
         Enrichment::new(self)
+    }
+
+    pub fn jobs(&self) -> Jobs<'_> {
+        Jobs::new(self)
     }
 
     pub fn users(&self) -> Users<'_> {

@@ -85,6 +85,19 @@ struct Relocation {
 impl TrainingFiles<'_> {
     /// Creates a training file from `conversation_ids` (in that order).
     pub async fn create(self, user: &str, name: &str, description: Option<&str>, conversation_ids: &[String]) -> Result<TrainingFile, StoreError> {
+        let file = self.reserve(user, name, description, conversation_ids).await?;
+        let created = self.fill(user, &file.id, conversation_ids).await;
+        if created.is_err() {
+            self.forget_failed_create(user, &file.id).await;
+        }
+        created
+    }
+
+    /// The first half of a create: checks the request and reserves the name
+    /// with a row at version 0, `processing`. [`TrainingFiles::fill`] writes
+    /// its first version (a background job does, so the file can be shown
+    /// at once).
+    pub async fn reserve(self, user: &str, name: &str, description: Option<&str>, conversation_ids: &[String]) -> Result<TrainingFile, StoreError> {
         let name = check_name(name)?;
         let description = check_description(description)?;
         let conversation_ids = self.checked_ids(user, None, conversation_ids).await?;
@@ -136,11 +149,74 @@ impl TrainingFiles<'_> {
         sql::insert_file(&mut tx, &file, &profile).await.map_err(|e| StoreError::from_constraint(e, &name))?;
         tx.commit().await.map_err(|e| StoreError::from_constraint(e, &name))?;
         self.changed(user);
-        let created = self.change(user, &file.id, Change::Create(sources)).await;
-        if created.is_err() {
-            self.forget_failed_create(user, &file.id).await;
+        Ok(file)
+    }
+
+    /// The second half of a create: the first version of a reserved file.
+    /// Done already (a job run again after its worker died): the file as it is.
+    pub async fn fill(self, user: &str, file_id: &str, conversation_ids: &[String]) -> Result<TrainingFile, StoreError> {
+        let file = self.get(user, file_id).await?;
+        if file.version > 0 {
+            return Ok(file);
         }
-        created
+        let conversation_ids: Vec<String> = conversation_ids.iter().map(|id| crate::ids::canonical_or_same(id)).collect();
+        let sources = self.eligible(user, &conversation_ids).await?;
+        match self.change(user, file_id, Change::Create(sources)).await {
+            // Another run of the same job landed first.
+            Err(StoreError::NotActive(_)) => match self.get(user, file_id).await? {
+                file if file.version > 0 => Ok(file),
+                file => Err(StoreError::NotActive(file.status)),
+            },
+            other => other,
+        }
+    }
+
+    /// A reserved file whose first version will not be written: `failed`
+    /// keeps it (and its name) so its owner sees why; otherwise it is taken
+    /// back, leaving nothing behind.
+    pub async fn abandon_create(self, user: &str, file_id: &str, keep_as_failed: bool) -> Result<(), StoreError> {
+        if !keep_as_failed {
+            self.forget_failed_create(user, file_id).await;
+            return Ok(());
+        }
+        let mut tx = self.store.catalogue.begin_as(user).await?;
+        sqlx::query("UPDATE training_files SET status = 'failed', updated_at = $1 WHERE id = $2 AND owner_id = $3 AND status = 'processing' AND current_version = 0")
+            .bind(now_text())
+            .bind(file_id)
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.changed(user);
+        Ok(())
+    }
+
+    /// Checks an add before it is queued, so its caller hears at once what
+    /// it would be refused for: the file must be active and hold none of the
+    /// ids. The file, and the ids in canonical form.
+    pub async fn check_add(self, user: &str, file_id: &str, conversation_ids: &[String]) -> Result<(TrainingFile, Vec<String>), StoreError> {
+        let conversation_ids = &self.checked_ids(user, Some(file_id), conversation_ids).await?;
+        let file = self.get(user, file_id).await?;
+        if file.status != "active" {
+            return Err(StoreError::NotActive(file.status));
+        }
+        let present = self.present(user, file_id, "conversation_id", conversation_ids).await?;
+        if !present.is_empty() {
+            return Err(StoreError::AlreadyInFile(conversation_ids.iter().filter(|id| present.contains(*id)).cloned().collect()));
+        }
+        self.eligible(user, conversation_ids).await?;
+        Ok((file, conversation_ids.clone()))
+    }
+
+    /// Whether the file holds each of `conversation_ids` (an add run again
+    /// after its worker died finds them all there).
+    pub async fn holds_all(self, user: &str, file_id: &str, conversation_ids: &[String]) -> Result<bool, StoreError> {
+        Ok(self.present(user, file_id, "conversation_id", conversation_ids).await?.len() == conversation_ids.len())
+    }
+
+    /// Whether the file holds `conversation_id`.
+    pub async fn holds(self, user: &str, file_id: &str, conversation_id: &str) -> Result<bool, StoreError> {
+        Ok(self.member(user, file_id, conversation_id).await?.is_some())
     }
 
     /// Adds conversations to a file as a new version; refuses the whole
@@ -221,6 +297,7 @@ impl TrainingFiles<'_> {
         }
         // Keeping the ranges few keeps downloads fast; the file is already
         // changed, so a failed compaction is only logged.
+        crate::progress::phase(self.progress, "compacting");
         match self.change_queued(user, file_id, &Change::Compact).await {
             Ok(compacted) => Ok(compacted),
             Err(error) => {
@@ -284,11 +361,16 @@ impl TrainingFiles<'_> {
             },
         };
         let objects = segments.finish().await?;
+        if !matches!(change, Change::Compact) {
+            crate::progress::check(self.progress)?;
+            crate::progress::phase(self.progress, "committing");
+        }
         self.store.run_before_commit()?;
         self.commit(user, file, change.kind(), prepared, &objects).await.map(Some)
     }
 
     async fn prepare_add(self, user: &str, file: &TrainingFile, sources: Vec<Source>, segments: &mut Segments<'_>) -> Result<Prepared, StoreError> {
+        crate::progress::phase(self.progress, "rendering");
         let now = now_text();
         let state = self.version_state(user, file).await?;
         let shorts: Vec<String> = sources.iter().map(|s| short_of(&s.conversation_id)).collect();
@@ -303,7 +385,7 @@ impl TrainingFiles<'_> {
             })
             .collect();
         let mut totals = state.totals;
-        let added = segments::write_members(self.store, segments, placed, user, &mut totals).await?;
+        let added = segments::write_members(self.store, segments, placed, user, &mut totals, self.progress).await?;
         let mut manifest = state.manifest;
         for new in &added {
             let (json, jsonl) = locations(&new.member);

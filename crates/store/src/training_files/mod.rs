@@ -87,6 +87,8 @@ pub struct FileFilter {
 #[derive(Clone, Copy)]
 pub struct TrainingFiles<'s> {
     store: &'s Store,
+    /// Told what a change does as it goes (background jobs); none by default.
+    progress: Option<&'s dyn crate::progress::Progress>,
 }
 
 /// What the service keeps between calls: per-file locks and read caches.
@@ -105,7 +107,13 @@ impl Shared {
 
 impl<'s> TrainingFiles<'s> {
     pub(crate) fn new(store: &'s Store) -> Self {
-        Self { store }
+        Self { store, progress: None }
+    }
+
+    /// The same service, reporting the progress of its changes to `progress`
+    /// and stopping them, before they commit, when it says so.
+    pub fn with_progress(self, progress: &'s dyn crate::progress::Progress) -> Self {
+        Self { progress: Some(progress), ..self }
     }
 
     fn shared(self) -> &'s Shared {

@@ -175,6 +175,7 @@ pub(crate) async fn write_members(
     placed: Vec<Placed>,
     user: &str,
     totals: &mut Totals,
+    progress: Option<&dyn crate::progress::Progress>,
 ) -> Result<Vec<NewMember>, StoreError> {
     let now = now_text();
     let mut rendered = futures::stream::iter(placed)
@@ -190,7 +191,9 @@ pub(crate) async fn write_members(
     let mut members = Vec::new();
     while let Some(next) = rendered.next().await {
         let (placed, fragment) = next?;
+        crate::progress::check(progress)?;
         let (json, jsonl) = segments.append(&fragment.json, &fragment.jsonl).await?;
+        crate::progress::advanced(progress, 1, (fragment.json.len() + fragment.jsonl.len()) as u64);
         totals.add(&fragment.figures);
         members.push(NewMember { member: member_row(&placed, &fragment.figures, &json, &jsonl, user, &now), row_id: placed.source.row_id });
     }
