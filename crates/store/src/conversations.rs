@@ -312,7 +312,78 @@ impl<'s> Conversations<'s> {
         tx.commit().await?;
         Ok(crate::paging::page(&mut items, limit, |c| (c.created_at.clone(), c.id.clone())))
     }
+
+    /// How many of `owner`'s conversations match `filter`.
+    pub async fn count(self, owner: &str, filter: &ConversationFilter) -> Result<i64, StoreError> {
+        let sql = format!("SELECT count(*) FROM conversations WHERE owner_id = $1 AND {FILTER_SQL}");
+        let mut tx = self.store.catalogue.begin_as(owner).await?;
+        let (count,): (i64,) = bind_filter(sqlx::query_as(&sql).bind(owner), filter).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(count)
+    }
+
+    /// The ids of at most `limit` of `owner`'s conversations matching `filter`,
+    /// newest first (what "select all matching" selects).
+    pub async fn matching_ids(self, owner: &str, filter: &ConversationFilter, limit: i64) -> Result<Vec<String>, StoreError> {
+        let sql = format!("SELECT conversation_id FROM conversations WHERE owner_id = $1 AND {FILTER_SQL} ORDER BY created_at DESC, id DESC LIMIT $8");
+        let mut tx = self.store.catalogue.begin_as(owner).await?;
+        let rows: Vec<(String,)> = bind_filter(sqlx::query_as(&sql).bind(owner), filter).bind(limit).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// The training files of `owner` whose current version holds the conversation, by name.
+    pub async fn files_holding(self, owner: &str, conversation_id: &str) -> Result<Vec<FileHolding>, StoreError> {
+        let mut tx = self.store.catalogue.begin_as(owner).await?;
+        let files = sqlx::query_as(
+            "SELECT f.id, f.name, f.status FROM training_file_conversations m JOIN training_files f ON f.id = m.training_file_id \
+             WHERE m.owner_id = $1 AND m.conversation_id = $2 ORDER BY f.name",
+        )
+        .bind(owner)
+        .bind(conversation_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(files)
+    }
+
+    /// The stored enriched file of a conversation, as it was written (`None`
+    /// before it is enriched).
+    pub async fn enriched_bytes(self, owner: &str, conversation_id: &str) -> Result<Option<Bytes>, StoreError> {
+        let record = self.get(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
+        match record.enriched_file_path {
+            Some(key) => Ok(Some(self.store.blobs.get(&key).await?)),
+            None => Ok(None),
+        }
+    }
 }
+
+/// A training file that holds a conversation.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FileHolding {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+}
+
+/// The conditions of [`ConversationFilter`], over parameters $2–$7.
+const FILTER_SQL: &str = "($2 IS NULL OR enrichment_status = $2) AND ($3 IS NULL OR persona_key = $3) \
+     AND ($4 IS NULL OR emotional_arc_key = $4) AND ($5 IS NULL OR topic_key = $5) \
+     AND ($6 IS NULL OR quality_score >= $6) AND ($7 IS NULL OR lower(conversation_id) LIKE $7 ESCAPE '\\')";
+
+type AnyQueryAs<'q, O> = sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>;
+
+fn bind_filter<'q, O>(query: AnyQueryAs<'q, O>, filter: &'q ConversationFilter) -> AnyQueryAs<'q, O> {
+    query
+        .bind(&filter.enrichment_status)
+        .bind(&filter.persona_key)
+        .bind(&filter.emotional_arc_key)
+        .bind(&filter.topic_key)
+        .bind(filter.min_quality)
+        .bind(filter.q.as_deref().map(crate::paging::contains_pattern))
+}
+
 
 /// The request's id, else the file's own `conversation_id`, else one
 /// derived from the bytes (the same file always gets the same id).
