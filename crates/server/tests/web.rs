@@ -574,6 +574,12 @@ async fn unknown_routes_answer_in_kind(t: &TestStore) {
         "not_found"
     );
     assert!(browser.page("/login").await.contains("Sign in"));
+    let docs = browser.page("/api/docs").await;
+    assert!(
+        docs.contains("<code>POST /api/training-files</code>")
+            && docs.contains("id=\"schema-ErrorBody\""),
+        "the API reference is rendered"
+    );
 }
 
 /// The selector: a selection carried across pages and filters creates a file;

@@ -7,6 +7,7 @@
 //! answer carries a Content-Security-Policy that forbids framing and foreign
 //! scripts.
 
+mod api_docs;
 mod charts;
 mod conversation;
 mod conversations;
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
             "/static/app.js",
             get(|| async { static_asset("text/javascript; charset=utf-8", layout::SCRIPT) }),
         )
+        .merge(api_docs::router())
         .merge(session::router())
         .merge(files::router())
         .merge(conversations::router())
