@@ -13,18 +13,18 @@ use crate::state::AppState;
 const SHOWN: usize = 50;
 
 /// A failed page: the API's error, shown as HTML with its status.
-pub struct WebError(pub ApiError, Vec<Named>);
+pub struct WebError(Box<ApiError>, Vec<Named>);
 
 impl WebError {
     /// An error whose conversations are shown with their titles.
     pub fn titled(error: ApiError, named: Vec<Named>) -> Self {
-        Self(error, named)
+        Self(Box::new(error), named)
     }
 }
 
 impl<E: Into<ApiError>> From<E> for WebError {
     fn from(error: E) -> Self {
-        Self(error.into(), Vec::new())
+        Self(Box::new(error.into()), Vec::new())
     }
 }
 
