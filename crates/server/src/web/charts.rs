@@ -10,8 +10,8 @@ pub struct Bar {
 }
 
 const ROW: i64 = 22;
-const LABEL: i64 = 180;
-const WIDTH: i64 = 480;
+const LABEL: i64 = 150;
+const WIDTH: i64 = 340;
 
 /// A chart titled `title`; the bars in the order given.
 pub fn bars(title: &str, bars: &[Bar]) -> Markup {

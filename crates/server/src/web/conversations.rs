@@ -27,6 +27,8 @@ use crate::state::AppState;
 
 /// Rows on one page of the selector.
 pub const PAGE_SIZE: i64 = 50;
+/// The most rows a page may be asked for (`per`).
+const MAX_PAGE_SIZE: i64 = 200;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -68,6 +70,8 @@ struct View {
     min_quality: String,
     q: String,
     cursor: Option<String>,
+    /// Rows per page.
+    per: i64,
     selection: Vec<String>,
     name: String,
     description: String,
@@ -109,6 +113,12 @@ impl View {
             name: text("name"),
             description: fields.raw("description").to_owned(),
             file: text("file"),
+            per: match fields.get("per") {
+                None => PAGE_SIZE,
+                Some(text) => text.parse().ok().filter(|n| (1..=MAX_PAGE_SIZE).contains(n)).ok_or_else(|| {
+                    WebError::from(ApiError::field("per", format!("rows per page must be a number from 1 to {MAX_PAGE_SIZE}, not {text:?}")))
+                })?,
+            },
             selection: Vec::new(),
         };
         let mut seen = HashSet::new();
@@ -335,7 +345,7 @@ async fn render(
     let conversations = state
         .store
         .conversations()
-        .list(user, &filter, PAGE_SIZE, view.cursor.as_deref())
+        .list(user, &filter, view.per, view.cursor.as_deref())
         .await?;
     let matching = state.store.conversations().count(user, &filter).await?;
     let choices = Choices::load(state).await?;
@@ -377,6 +387,7 @@ async fn render(
         form #selector method="get" action="/conversations" {
             input type="hidden" name="sel" value=(carried);
             input type="hidden" name="shown" value=(shown);
+            @if view.per != PAGE_SIZE { input type="hidden" name="per" value=(view.per); }
             div.filters role="search" {
                 label { "Status"
                     select name="status" {
