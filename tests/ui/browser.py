@@ -20,6 +20,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 SHOTS = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "screenshots")
+# axe-core 4.14.1 (MPL-2.0, see vendor/axe-core/LICENSE), from the npm registry.
+AXE = open(os.path.join(os.path.dirname(__file__), "vendor", "axe-core", "axe.min.js"), encoding="utf-8").read()
+# Serious or critical accessibility violations, by page.
+VIOLATIONS = []
 
 
 def browser():
@@ -53,9 +57,21 @@ def main_text(driver):
     return driver.find_element(By.TAG_NAME, "main").text
 
 
+def accessible(driver, name):
+    """Runs axe-core on the page; records serious and critical violations."""
+    driver.execute_script(AXE)
+    result = driver.execute_async_script("var done = arguments[0]; axe.run(document).then(function (r) { done(r.violations); });")
+    print(f"axe {name}: {len(result)} violation(s): " + ", ".join(f"{v['id']} ({v['impact']})" for v in result))
+    for violation in result:
+        if violation["impact"] in ("serious", "critical"):
+            targets = [node["target"] for node in violation["nodes"]][:5]
+            VIOLATIONS.append(f"{name}: {violation['id']} ({violation['impact']}): {violation['help']} at {targets}")
+
+
 def shoot(driver, name):
-    """The page at 1280 and 390 px wide, whole height."""
+    """The page at 1280 and 390 px wide, whole height, after an accessibility check."""
     os.makedirs(SHOTS, exist_ok=True)
+    accessible(driver, name)
     for width in (1280, 390):
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(width, min(max(height, 700), 3000))
@@ -192,6 +208,7 @@ def main(base, email, password, raw_path):
         check(driver.current_url == base + "/", "signed out")
     finally:
         driver.quit()
+    check(not VIOLATIONS, "accessibility (axe-core):\n" + "\n".join(VIOLATIONS))
     print("browser test: passed")
 
 
