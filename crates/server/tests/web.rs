@@ -686,7 +686,88 @@ async fn conversations_are_selected_across_pages(t: &TestStore) {
     );
 }
 
+/// A conversation in a file is deleted only when forced, which removes it from the file first.
+async fn conversations_are_deleted(t: &TestStore) {
+    let ids = t.import_copies(&t.alice, 3).await;
+    let mut browser = Browser::open(t).await;
+    browser.sign_in().await;
+    let created = browser
+        .post(
+            "/training-files",
+            &[
+                ("name", "Holder"),
+                ("conversation_ids", &format!("{} {}", ids[0], ids[1])),
+            ],
+        )
+        .await;
+    let file_page = location(&created).split('?').next().unwrap().to_owned();
+
+    let loose = browser
+        .post(&format!("/conversations/{}/delete", ids[2]), &[])
+        .await;
+    assert_eq!(
+        (loose.status(), location(&loose)),
+        (
+            StatusCode::SEE_OTHER,
+            "/conversations?done=deleted".to_owned()
+        )
+    );
+    assert_eq!(
+        browser
+            .get(&format!("/conversations/{}", ids[2]))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    assert!(browser
+        .page(&format!("/conversations/{}", ids[0]))
+        .await
+        .contains("Also remove it from 1 training file"));
+    let refused = browser
+        .post(&format!("/conversations/{}/delete", ids[0]), &[])
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("the training file(s) &quot;Holder&quot;"),
+        "the refusal names the file"
+    );
+    assert_eq!(
+        browser
+            .get(&format!("/conversations/{}", ids[0]))
+            .await
+            .status(),
+        StatusCode::OK,
+        "still there"
+    );
+
+    let forced = browser
+        .post(
+            &format!("/conversations/{}/delete", ids[0]),
+            &[("force", "yes")],
+        )
+        .await;
+    assert_eq!(forced.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        browser
+            .get(&format!("/conversations/{}", ids[0]))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let page = browser.page(&format!("{file_page}?done=removed")).await;
+    assert!(
+        page.contains("Removed: version 2 holds 1 conversation."),
+        "{page}"
+    );
+}
+
 on_both_backends!(
+    conversations_are_deleted,
     signing_in_and_out,
     files_are_created_added_to_and_downloaded,
     raw_conversations_are_imported_and_enriched,

@@ -347,6 +347,39 @@ impl<'s> Conversations<'s> {
         Ok(files)
     }
 
+    /// Deletes a conversation and its stored files. A conversation that
+    /// training files hold is refused, naming them, unless `force`: then it
+    /// is first removed from each (a new version of each file). Earlier
+    /// versions keep their bytes, which do not depend on the conversation.
+    pub async fn delete(self, owner: &str, conversation_id: &str, force: bool) -> Result<(), StoreError> {
+        let record = self.get(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
+        let holding = self.files_holding(owner, conversation_id).await?;
+        if !holding.is_empty() && !force {
+            return Err(held_by(&holding));
+        }
+        for file in &holding {
+            self.store.training_files().remove(owner, &file.id, conversation_id).await?;
+        }
+        let mut tx = self.store.catalogue.begin_as(owner).await?;
+        let deleted = sqlx::query("DELETE FROM conversations WHERE owner_id = $1 AND conversation_id = $2").bind(owner).bind(conversation_id).execute(&mut *tx).await;
+        if let Err(error) = deleted {
+            drop(tx);
+            // Added to a file since the check: the membership's foreign key refused the delete.
+            let holding = self.files_holding(owner, conversation_id).await?;
+            return Err(if holding.is_empty() { error.into() } else { held_by(&holding) });
+        }
+        tx.commit().await?;
+        let mut keys: Vec<String> = [record.source_path, record.enriched_file_path].into_iter().flatten().collect();
+        keys.dedup();
+        for key in keys {
+            // The catalogue no longer names it; a failed delete leaves an orphan for `doctor`.
+            if let Err(error) = self.store.blobs.delete(&key).await {
+                tracing::warn!(%key, %error, "could not delete a deleted conversation's object");
+            }
+        }
+        Ok(())
+    }
+
     /// The stored enriched file of a conversation, as it was written (`None`
     /// before it is enriched).
     pub async fn enriched_bytes(self, owner: &str, conversation_id: &str) -> Result<Option<Bytes>, StoreError> {
@@ -356,6 +389,11 @@ impl<'s> Conversations<'s> {
             None => Ok(None),
         }
     }
+}
+
+fn held_by(files: &[FileHolding]) -> StoreError {
+    let names: Vec<String> = files.iter().map(|f| format!("{:?}", f.name)).collect();
+    StoreError::invalid("force", format!("the conversation is in the training file(s) {}; remove it from them first, or force the delete", names.join(", ")))
 }
 
 /// A training file that holds a conversation.

@@ -28,6 +28,10 @@ pub fn router() -> Router<AppState> {
             "/conversations/{conversation_id}/enrich",
             post(enrich_conversation),
         )
+        .route(
+            "/conversations/{conversation_id}/delete",
+            post(delete_conversation),
+        )
 }
 
 #[derive(Deserialize)]
@@ -121,6 +125,13 @@ async fn conversation_page(
             ul { @for f in &files { li { a href=(format!("/training-files/{}", f.id)) { (f.name) } @if f.status != "active" { " " span.badge { (f.status) } } } } }
         }
         @if let Some(document) = &enriched { (chat(document)) }
+        h2 { "Delete" }
+        form method="post" action=(format!("/conversations/{conversation_id}/delete")) {
+            @if !files.is_empty() {
+                p { label { input type="checkbox" name="force" value="yes"; " Also remove it from " (plural(files.len() as i64, "training file", "training files")) " that hold it (a new version of each)" } }
+            }
+            button.danger { "Delete this conversation" }
+        }
     };
     Ok(page(
         &format!("Conversation {}", title(record)),
@@ -236,4 +247,21 @@ async fn enrich_conversation(
         &format!("/conversations/{conversation_id}"),
         "enriched",
     ))
+}
+
+/// Deletes a conversation; one that files hold needs "force" ticked.
+async fn delete_conversation(
+    State(state): State<AppState>,
+    WebUser(user): WebUser,
+    Path(conversation_id): Path<String>,
+    fields: super::Fields,
+) -> WebResult<Response> {
+    crate::http::uuid_param("conversation_id", &conversation_id)?;
+    let force = fields.get("force").is_some();
+    state
+        .store
+        .conversations()
+        .delete(&user, &conversation_id, force)
+        .await?;
+    Ok(done("/conversations", "deleted"))
 }

@@ -225,6 +225,7 @@ async fn conversations_page(
     let view = View::from_fields(&state, &user, &fields).await?;
     let notice = match query.done.as_deref() {
         Some("imported") => Some(Notice::Success("Imported.".to_owned())),
+        Some("deleted") => Some(Notice::Success("The conversation was deleted.".to_owned())),
         _ => None,
     };
     render(&state, &user, &view, notice, StatusCode::OK).await
