@@ -100,8 +100,8 @@ async fn conversation_page(
             }
         }
         @if let Some(error) = &report.parse_error {
-            div.notice.failure { p { "This conversation needs review: the imported text is not JSON (" (error) "). Fix the text and import it again from the "
-                a href="/conversations#import" { "import form" } ", with the same conversation id." } }
+            div.notice.failure { p { "This conversation needs review: the imported text is not JSON (" (error) "). Fix the text, delete this conversation (below), then import the fixed text with the "
+                a href="/conversations#import" { "import form" } " and the same conversation id, " code { (conversation_id) } "." } }
         }
         @if let Some(error) = &report.enrichment_error { div.notice.failure { p { "The last enrichment failed: " (error) } } }
         @if let Some(validation) = &report.validation_report {
