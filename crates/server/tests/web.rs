@@ -766,7 +766,66 @@ async fn conversations_are_deleted(t: &TestStore) {
     );
 }
 
+/// A conversation not enriched yet takes other scaffolding; an enriched one refuses.
+async fn scaffolding_is_changed_before_enrichment(t: &TestStore) {
+    t.load_scaffolding().await;
+    let enriched = t.import_copies(&t.alice, 1).await;
+    let mut browser = Browser::open(t).await;
+    browser.sign_in().await;
+    let raw = std::fs::read_to_string(fixture("raw/single-convo-file-3-raw.json")).unwrap();
+    let imported = browser
+        .post("/conversations/import", &[("text", raw.as_str())])
+        .await;
+    let conversation = location(&imported).split('?').next().unwrap().to_owned();
+    assert!(browser
+        .page(&conversation)
+        .await
+        .contains("Change scaffolding"));
+    let keys = [
+        ("persona_key", "pragmatic_optimist"),
+        ("emotional_arc_key", "shame_to_acceptance"),
+        ("topic_key", "grandparent_529"),
+    ];
+    let changed = browser
+        .post(&format!("{conversation}/scaffolding"), &keys)
+        .await;
+    assert_eq!(changed.status(), StatusCode::SEE_OTHER);
+    let page = browser.page(&location(&changed)).await;
+    assert!(
+        page.contains("Scaffolding changed") && page.contains("<dd>pragmatic_optimist</dd>"),
+        "{page}"
+    );
+    let unknown = browser
+        .post(
+            &format!("{conversation}/scaffolding"),
+            &[("persona_key", "nobody")],
+        )
+        .await;
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    let refused = browser
+        .post(
+            &format!("/conversations/{}/scaffolding", enriched[0]),
+            &keys,
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("its file states its scaffolding"));
+    let enriched = browser.post(&format!("{conversation}/enrich"), &[]).await;
+    assert!(
+        browser
+            .page(&location(&enriched))
+            .await
+            .contains("<dd>enriched</dd>"),
+        "enriched with the chosen scaffolding"
+    );
+}
+
 on_both_backends!(
+    scaffolding_is_changed_before_enrichment,
     conversations_are_deleted,
     signing_in_and_out,
     files_are_created_added_to_and_downloaded,

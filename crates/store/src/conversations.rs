@@ -347,6 +347,35 @@ impl<'s> Conversations<'s> {
         Ok(files)
     }
 
+    /// Changes the scaffolding (persona, arc, topic) a conversation will be
+    /// enriched with; each key must exist in the catalogue. An enriched
+    /// conversation's file states its own scaffolding, so it is refused.
+    pub async fn set_scaffolding(self, owner: &str, conversation_id: &str, keys: &ScaffoldingKeys) -> Result<ConversationRecord, StoreError> {
+        self.store.scaffolding().check_keys(keys).await?;
+        let mut tx = self.store.catalogue.begin_as(owner).await?;
+        let changed = sqlx::query(
+            "UPDATE conversations SET persona_key = $3, emotional_arc_key = $4, topic_key = $5, updated_at = $6 \
+             WHERE owner_id = $1 AND conversation_id = $2 AND enrichment_status NOT IN ('completed', 'enrichment_in_progress')",
+        )
+        .bind(owner)
+        .bind(conversation_id)
+        .bind(&keys.persona)
+        .bind(&keys.emotional_arc)
+        .bind(&keys.training_topic)
+        .bind(now_text())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let record = self.get(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
+        if changed.rows_affected() == 0 {
+            return Err(StoreError::invalid(
+                "scaffolding",
+                "the conversation is enriched (or being enriched) and its file states its scaffolding; delete it and import it again to change it",
+            ));
+        }
+        Ok(record)
+    }
+
     /// Deletes a conversation and its stored files. A conversation that
     /// training files hold is refused, naming them, unless `force`: then it
     /// is first removed from each (a new version of each file). Earlier

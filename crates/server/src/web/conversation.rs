@@ -11,7 +11,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::conversations::title;
+use super::conversations::{choose, title, Choices};
 use super::layout::{self, page, plural, Nav, Notice};
 use super::{done, WebResult, WebUser};
 use crate::error::ApiError;
@@ -31,6 +31,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/conversations/{conversation_id}/delete",
             post(delete_conversation),
+        )
+        .route(
+            "/conversations/{conversation_id}/scaffolding",
+            post(set_scaffolding),
         )
 }
 
@@ -66,9 +70,13 @@ async fn conversation_page(
         Some(bytes) => serde_json::from_slice::<Value>(&bytes).ok(),
         None => None,
     };
+    let choices = Choices::load(&state).await?;
     let notice = match query.done.as_deref() {
         Some("imported") => Some(Notice::Success(
             "Imported. Enrich it to use it in a training file.".to_owned(),
+        )),
+        Some("scaffolding") => Some(Notice::Success(
+            "Scaffolding changed: enrichment will use it.".to_owned(),
         )),
         Some("enriched") if report.enrichment_status == "completed" => Some(Notice::Success(
             "Enriched: it can now go into training files.".to_owned(),
@@ -125,6 +133,16 @@ async fn conversation_page(
             ul { @for f in &files { li { a href=(format!("/training-files/{}", f.id)) { (f.name) } @if f.status != "active" { " " span.badge { (f.status) } } } } }
         }
         @if let Some(document) = &enriched { (chat(document)) }
+        @if report.can_enrich {
+            h2 { "Scaffolding" }
+            form method="post" action=(format!("/conversations/{conversation_id}/scaffolding")) {
+                p.muted { "Enrichment uses this persona, arc and topic." }
+                (choose("persona_key", "Persona", &choices.personas, record.persona_key.as_deref().unwrap_or_default(), "None"))
+                (choose("emotional_arc_key", "Emotional arc", &choices.arcs, record.emotional_arc_key.as_deref().unwrap_or_default(), "None"))
+                (choose("topic_key", "Topic", &choices.topics, record.topic_key.as_deref().unwrap_or_default(), "None"))
+                button.secondary { "Change scaffolding" }
+            }
+        }
         h2 { "Delete" }
         form method="post" action=(format!("/conversations/{conversation_id}/delete")) {
             @if !files.is_empty() {
@@ -264,4 +282,29 @@ async fn delete_conversation(
         .delete(&user, &conversation_id, force)
         .await?;
     Ok(done("/conversations", "deleted"))
+}
+
+/// Changes the persona, arc and topic enrichment will use.
+async fn set_scaffolding(
+    State(state): State<AppState>,
+    WebUser(user): WebUser,
+    Path(conversation_id): Path<String>,
+    fields: super::Fields,
+) -> WebResult<Response> {
+    crate::http::uuid_param("conversation_id", &conversation_id)?;
+    let key = |name: &str| fields.get(name).map(str::to_owned);
+    let keys = lora_files_store::scaffolding::ScaffoldingKeys {
+        persona: key("persona_key"),
+        emotional_arc: key("emotional_arc_key"),
+        training_topic: key("topic_key"),
+    };
+    state
+        .store
+        .conversations()
+        .set_scaffolding(&user, &conversation_id, &keys)
+        .await?;
+    Ok(done(
+        &format!("/conversations/{conversation_id}"),
+        "scaffolding",
+    ))
 }

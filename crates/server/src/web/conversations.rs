@@ -299,14 +299,14 @@ async fn add(state: &AppState, user: &str, view: &View) -> Result<Response, ApiE
 }
 
 /// The scaffolding of the filters and of the import form.
-struct Choices {
-    personas: Vec<ScaffoldingRow>,
-    arcs: Vec<ScaffoldingRow>,
-    topics: Vec<ScaffoldingRow>,
+pub(super) struct Choices {
+    pub(super) personas: Vec<ScaffoldingRow>,
+    pub(super) arcs: Vec<ScaffoldingRow>,
+    pub(super) topics: Vec<ScaffoldingRow>,
 }
 
 impl Choices {
-    async fn load(state: &AppState) -> Result<Self, WebError> {
+    pub(super) async fn load(state: &AppState) -> Result<Self, WebError> {
         Ok(Self {
             personas: state.store.scaffolding().list(SeedKind::Persona).await?,
             arcs: state
@@ -323,7 +323,13 @@ impl Choices {
     }
 }
 
-fn choose(name: &str, label: &str, rows: &[ScaffoldingRow], chosen: &str, any: &str) -> Markup {
+pub(super) fn choose(
+    name: &str,
+    label: &str,
+    rows: &[ScaffoldingRow],
+    chosen: &str,
+    any: &str,
+) -> Markup {
     html! {
         label {
             (label)
