@@ -814,6 +814,22 @@ async fn scaffolding_is_changed_before_enrichment(t: &TestStore) {
         .await
         .unwrap()
         .contains("its file states its scaffolding"));
+    let again = browser
+        .post(
+            "/conversations/import",
+            &[
+                ("text", raw.as_str()),
+                ("topic_key", "grandparent_529"),
+                ("persona_key", "anxious_planner"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    let page = browser.page(&conversation).await;
+    assert!(
+        page.contains("<dd>anxious_planner</dd>"),
+        "the same text again with scaffolding applies it: {page}"
+    );
     let enriched = browser.post(&format!("{conversation}/enrich"), &[]).await;
     assert!(
         browser

@@ -175,7 +175,8 @@ impl<'s> Conversations<'s> {
     async fn insert_pending(self, owner: &str, request: &ImportRequest, pending: Pending) -> Result<Imported, StoreError> {
         let sha256 = hex::encode(Sha256::digest(&request.bytes));
         if let Some(existing) = self.get(owner, &pending.conversation_id).await? {
-            return judge_reimport(existing, &sha256);
+            let imported = judge_reimport(existing, &sha256)?;
+            return self.apply_named_scaffolding(owner, imported, &request.scaffolding).await;
         }
         let key = format!("conversations/{owner}/{}/source-{}.json", pending.conversation_id, &sha256[..12]);
         if !self.store.blobs.exists(&key).await? {
@@ -204,6 +205,23 @@ impl<'s> Conversations<'s> {
         .execute(&mut *tx)
         .await;
         self.finish_insert(owner, &pending.conversation_id, &sha256, tx, inserted).await
+    }
+
+    /// The same bytes imported again with scaffolding named alongside: the
+    /// named keys are applied (not dropped silently) while the conversation
+    /// is not enriched; an enriched one refuses keys other than its own.
+    async fn apply_named_scaffolding(self, owner: &str, imported: Imported, named: &ScaffoldingKeys) -> Result<Imported, StoreError> {
+        let Imported::Unchanged(record) = imported else { return Ok(imported) };
+        let keys = ScaffoldingKeys {
+            persona: named.persona.clone().or_else(|| record.persona_key.clone()),
+            emotional_arc: named.emotional_arc.clone().or_else(|| record.emotional_arc_key.clone()),
+            training_topic: named.training_topic.clone().or_else(|| record.topic_key.clone()),
+        };
+        if keys.persona == record.persona_key && keys.emotional_arc == record.emotional_arc_key && keys.training_topic == record.topic_key {
+            return Ok(Imported::Unchanged(record));
+        }
+        let updated = self.set_scaffolding(owner, &record.conversation_id, &keys).await?;
+        Ok(Imported::Unchanged(updated))
     }
 
     /// Commits an import's insert; when a concurrent import of the same id
