@@ -35,6 +35,9 @@ enum Command {
     Import(commands::import::Args),
     /// Enrich imported raw or parsed conversations into v4 files.
     Enrich(commands::enrich::Args),
+    /// Curate imported conversations (delete).
+    #[command(subcommand)]
+    Conversation(commands::conversation::ConversationCommand),
     /// Manage the scaffolding reference data (personas, arcs, topics, templates).
     #[command(subcommand)]
     Scaffolding(commands::scaffolding::ScaffoldingCommand),
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(args),
         Command::Import(args) => commands::run_async(commands::import::run(args)),
         Command::Enrich(args) => commands::run_async(commands::enrich::run(args)),
+        Command::Conversation(command) => commands::run_async(commands::conversation::run(command)),
         Command::Scaffolding(command) => commands::run_async(commands::scaffolding::run(command)),
         Command::User(command) => commands::run_async(commands::user::run(command)),
         Command::Migrate(args) => commands::run_async(commands::migrate(args)),

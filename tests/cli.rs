@@ -329,3 +329,19 @@ fn validate_stats_counts_tokens_and_duplicates() {
     assert!(stdout.contains("tokens (o200k_base): 4631 tokens (1275 training, 3356 context) over 6 examples"), "{stdout}");
     assert!(stdout.contains("; 1 over 1000; 0 exact duplicate(s)"), "{stdout}");
 }
+
+#[test]
+fn conversations_are_deleted_by_id_in_any_case() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = |args: &[&str]| with_data_dir(args, data.path());
+    assert!(dir(&["user", "add", "coach@example.com", "--password", "a long password"]).status.success());
+    assert!(dir(&["import", fixtures().join("enriched/enriched-1.json").to_str().unwrap()]).status.success());
+    let deleted = dir(&["conversation", "delete", "2E6E3685-EB74-46C9-B11D-13A3E162A4B5"]);
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    assert!(text(&deleted.stdout).contains("deleted conversation 2e6e3685-eb74-46c9-b11d-13a3e162a4b5"));
+    let again = dir(&["conversation", "delete", "2e6e3685-eb74-46c9-b11d-13a3e162a4b5"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stderr).contains("no such conversation: 2e6e3685-eb74-46c9-b11d-13a3e162a4b5"), "{}", text(&again.stderr));
+    let doctor = dir(&["doctor"]);
+    assert!(doctor.status.success(), "its objects went with it: {}", text(&doctor.stdout));
+}

@@ -67,6 +67,21 @@ pub enum Bench {
         #[arg(long)]
         work_dir: Option<PathBuf>,
     },
+    /// Render the web UI's conversations page over a catalogue of N conversations
+    /// (SQLite, local disk): the first page and a filtered page, over loopback HTTP.
+    Ui {
+        #[arg(long, default_value_t = 10_000)]
+        conversations: usize,
+        #[arg(long, default_value = "tests/fixtures/enriched")]
+        fixtures: PathBuf,
+        #[arg(long, default_value = "tests/fixtures/scaffolding")]
+        scaffolding: PathBuf,
+        /// Requests per page; the figures are the median and the fastest.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
     /// Generate N enriched conversations from the bundled examples, build them, compare with `cat`.
     Build {
         #[arg(long, default_value_t = 1000)]
@@ -102,6 +117,11 @@ pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
             let temp = tempfile::tempdir()?;
             let work = work_dir.unwrap_or_else(|| temp.path().to_owned());
             super::run_async(bench_enrich(conversations, fixtures, scaffolding, work))?;
+        }
+        Bench::Ui { conversations, fixtures, scaffolding, rounds, work_dir } => {
+            let temp = tempfile::tempdir()?;
+            let work = work_dir.unwrap_or_else(|| temp.path().to_owned());
+            super::run_async(bench_ui(conversations, fixtures, scaffolding, rounds, work))?;
         }
         Bench::Add { conversations, add, fixtures, work_dir } => {
             let temp = tempfile::tempdir()?;
@@ -392,6 +412,70 @@ async fn bench_add(base: usize, added: usize, fixtures: PathBuf, work: PathBuf) 
     println!("create (store):  {create_seconds:.2} s for {base} conversations");
     println!("add {added}:          {add_seconds:.3} s");
     println!("full build:      {build_seconds:.2} s for {} conversations (lora-files build)", base + added);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn bench_ui(count: usize, fixtures: PathBuf, scaffolding: PathBuf, rounds: usize, work: PathBuf) -> anyhow::Result<ExitCode> {
+    use lora_files_format::enrich::reference::SeedRow;
+    use lora_files_server::{AppState, Settings};
+    use lora_files_store::{Access, Store, StoreConfig};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let inputs = work.join("inputs");
+    generate_conversations(count, &fixtures, &inputs)?;
+    let mut files = lora_files_format::input::collect_input_files(std::slice::from_ref(&inputs))?;
+    files.sort();
+    let store = Store::open(StoreConfig::new(work.join("data")), Access::Service).await?;
+    let mut seeds = Vec::new();
+    for entry in std::fs::read_dir(&scaffolding)? {
+        for line in std::fs::read_to_string(entry?.path())?.lines().filter(|l| !l.trim().is_empty()) {
+            seeds.push(SeedRow::from_value(serde_json::from_str(line)?).map_err(anyhow::Error::msg)?);
+        }
+    }
+    store.scaffolding().load(&seeds).await?;
+    let owner = store.users().add("bench@example.com", None).await?.id;
+    let started = Instant::now();
+    for file in &files {
+        store.conversations().import_enriched(&owner, &file.display().to_string(), std::fs::read(file)?.into()).await?;
+    }
+    println!("imported {} conversations in {:.1} s", files.len(), started.elapsed().as_secs_f64());
+
+    let secret = b"a bench secret that is long enough for HS256";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let state = AppState::new(store, secret, Settings::new());
+    let token = state.tokens.issue(&owner, Some("bench@example.com"), std::time::Duration::from_secs(3600));
+    tokio::spawn(async move { axum::serve(listener, lora_files_server::app(state)).await });
+
+    // One request per connection, read to the end: the time is the server's
+    // work plus a loopback round trip.
+    let fetch = |path: &'static str| {
+        let token = token.clone();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(address).await?;
+            let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nCookie: lora_files_session={token}\r\nConnection: close\r\n\r\n");
+            let started = Instant::now();
+            stream.write_all(request.as_bytes()).await?;
+            let mut response = Vec::new();
+            stream.read_to_end(&mut response).await?;
+            let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+            anyhow::ensure!(response.starts_with(b"HTTP/1.1 200"), "{path}: {}", String::from_utf8_lossy(&response[..response.len().min(200)]));
+            Ok::<_, anyhow::Error>((elapsed, response.len()))
+        }
+    };
+    let pages = [("first page", "/conversations"), ("filtered page", "/conversations?persona=anxious_planner&min_quality=3&q=a")];
+    for (what, path) in pages {
+        fetch(path).await?;
+        let mut times = Vec::with_capacity(rounds);
+        let mut size = 0;
+        for _ in 0..rounds {
+            let (ms, bytes) = fetch(path).await?;
+            times.push(ms);
+            size = bytes;
+        }
+        times.sort_by(f64::total_cmp);
+        println!("{what:<14} {path}: median {:.1} ms, fastest {:.1} ms, {} ({rounds} requests)", times[times.len() / 2], times[0], human_bytes(size as u64));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

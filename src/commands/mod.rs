@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod build;
+pub mod conversation;
 pub mod doctor;
 pub mod enrich;
 pub mod export;

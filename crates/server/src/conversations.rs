@@ -24,7 +24,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/conversations", get(list_conversations).post(import_conversation))
         .route("/api/conversations/enrich", post(enrich_many))
-        .route("/api/conversations/{conversation_id}", get(get_conversation))
+        .route("/api/conversations/{conversation_id}", get(get_conversation).delete(delete_conversation))
         .route("/api/conversations/{conversation_id}/enrich", post(enrich_conversation))
         .route("/api/conversations/{conversation_id}/validation-report", get(validation_report))
 }
@@ -228,4 +228,28 @@ pub async fn enrich_many(State(state): State<AppState>, AuthUser(user): AuthUser
 pub async fn validation_report(State(state): State<AppState>, AuthUser(user): AuthUser, Path(conversation_id): Path<String>) -> ApiResult<Json<EnrichmentReport>> {
     let conversation_id = uuid_param("conversation_id", &conversation_id)?;
     Ok(Json(state.store.enrichment().report(&user, &conversation_id).await?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQuery {
+    /// `true` removes the conversation from the training files that hold it first
+    /// (a new version of each); without it such a conversation is refused (400, `force`).
+    #[param(pattern = "^(true|false)$")]
+    pub force: Option<String>,
+}
+
+/// Deletes a conversation and its stored files.
+#[utoipa::path(delete, path = "/api/conversations/{conversation_id}", tag = "conversations", params(("conversation_id" = String, Path, format = Uuid), DeleteQuery),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete_conversation(State(state): State<AppState>, AuthUser(user): AuthUser, Path(conversation_id): Path<String>, ApiQuery(query): ApiQuery<DeleteQuery>) -> ApiResult<StatusCode> {
+    uuid_param("conversation_id", &conversation_id)?;
+    let force = match query.force.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => return Err(ApiError::field("force", format!("must be true or false, not {other:?}"))),
+    };
+    state.store.conversations().delete(&user, &conversation_id, force).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

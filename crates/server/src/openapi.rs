@@ -41,6 +41,7 @@ pub struct ErrorBody {
         crate::training_files::list_versions,
         crate::conversations::list_conversations,
         crate::conversations::get_conversation,
+        crate::conversations::delete_conversation,
         crate::conversations::import_conversation,
         crate::conversations::enrich_conversation,
         crate::conversations::enrich_many,

@@ -655,6 +655,23 @@ fn app_users(t: &TestStore) -> lora_files_store::Users<'_> {
     t.store.users()
 }
 
+async fn conversations_in_files_are_deleted_only_when_forced(t: &TestStore) {
+    let app = TestApp::spawn(t).await;
+    let ids = t.import_copies(&t.alice, 3).await;
+    let file = app.create("Holder", &ids[..2]).await;
+    let path = |id: &str| format!("/api/conversations/{id}");
+    assert_eq!(app.call(Method::DELETE, &path(&ids[2]), &app.alice, None).await.0, StatusCode::NO_CONTENT);
+    assert_error(&app.call(Method::GET, &path(&ids[2]), &app.alice, None).await, StatusCode::NOT_FOUND, "not_found");
+    assert_error(&app.call(Method::DELETE, &path(&ids[0]), &app.bob, None).await, StatusCode::NOT_FOUND, "not_found");
+    let refused = app.call(Method::DELETE, &path(&ids[0]), &app.alice, None).await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "validation_error");
+    assert!(refused.1["error"].as_str().unwrap().contains("\"Holder\""), "{}", refused.1);
+    assert_error(&app.call(Method::DELETE, &format!("{}?force=maybe", path(&ids[0])), &app.alice, None).await, StatusCode::BAD_REQUEST, "validation_error");
+    assert_eq!(app.call(Method::DELETE, &format!("{}?force=true", path(&ids[0])), &app.alice, None).await.0, StatusCode::NO_CONTENT);
+    let (_, after) = app.call(Method::GET, &format!("/api/training-files/{}", file["id"].as_str().unwrap()), &app.alice, None).await;
+    assert_eq!((after["trainingFile"]["conversation_count"].as_i64(), after["trainingFile"]["version"].as_i64()), (Some(1), Some(2)));
+}
+
 on_both_backends!(
     the_whole_flow_from_import_to_download,
     every_route_but_the_public_ones_needs_a_valid_token,
@@ -672,4 +689,5 @@ on_both_backends!(
     every_problem_with_the_ids_is_reported_in_one_answer,
     logins_are_throttled_per_account_and_per_address,
     a_password_less_account_costs_a_real_password_check,
+    conversations_in_files_are_deleted_only_when_forced,
 );

@@ -19,12 +19,24 @@ struct Browser {
 
 impl Browser {
     async fn open(t: &TestStore) -> Self {
+        Self::open_with(t, Settings::new()).await
+    }
+
+    async fn open_with(t: &TestStore, settings: Settings) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState::new(t.serving(&base, SECRET).await, SECRET, Settings::new());
+        let state = AppState::new(t.serving(&base, SECRET).await, SECRET, settings);
         tokio::spawn(async move { axum::serve(listener, lora_files_server::app(state)).await });
-        let client = Client::builder().redirect(redirect::Policy::none()).timeout(Duration::from_secs(30)).build().unwrap();
-        Self { base, client, cookie: None }
+        let client = Client::builder()
+            .redirect(redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Self {
+            base,
+            client,
+            cookie: None,
+        }
     }
 
     async fn get(&self, path: &str) -> Response {
@@ -36,9 +48,22 @@ impl Browser {
     }
 
     async fn post(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        self.post_with(path, form, &[]).await
+    }
+
+    /// A form post with extra headers (`Origin`, `Sec-Fetch-Site`).
+    async fn post_with(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Response {
         let mut request = self.client.post(format!("{}{path}", self.base)).form(form);
         if let Some(cookie) = &self.cookie {
             request = request.header(COOKIE, cookie);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         request.send().await.unwrap()
     }
@@ -46,15 +71,29 @@ impl Browser {
     async fn page(&self, path: &str) -> String {
         let response = self.get(path).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
-        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
         response.text().await.unwrap()
     }
 
     async fn sign_in(&mut self) {
-        let response = self.post("/login", &[("email", "alice@example.com"), ("password", "correct horse battery")]).await;
+        let response = self
+            .post(
+                "/login",
+                &[
+                    ("email", "alice@example.com"),
+                    ("password", "correct horse battery"),
+                ],
+            )
+            .await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
         let cookie = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
-        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
         self.cookie = Some(cookie.split(';').next().unwrap().to_owned());
     }
 }
@@ -69,62 +108,183 @@ async fn signing_in_and_out(t: &TestStore) {
     let pages = ["/training-files", "/conversations"];
     for path in pages {
         let response = browser.get(path).await;
-        assert_eq!((response.status(), location(&response)), (StatusCode::SEE_OTHER, "/".to_owned()), "{path} needs a session");
+        assert_eq!(
+            (response.status(), location(&response)),
+            (StatusCode::SEE_OTHER, "/".to_owned()),
+            "{path} needs a session"
+        );
     }
-    let wrong = browser.post("/login", &[("email", "alice@example.com"), ("password", "nope")]).await;
+    let wrong = browser
+        .post(
+            "/login",
+            &[("email", "alice@example.com"), ("password", "nope")],
+        )
+        .await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    assert!(wrong.text().await.unwrap().contains("Wrong email or password."));
+    assert!(wrong
+        .text()
+        .await
+        .unwrap()
+        .contains("Wrong email or password."));
 
     browser.sign_in().await;
-    assert_eq!(location(&browser.get("/").await), "/training-files");
+    assert_eq!(location(&browser.get("/").await), "/conversations");
     let out = browser.post("/logout", &[]).await;
-    assert!(out.headers()[SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    assert!(out.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
 }
 
 async fn files_are_created_added_to_and_downloaded(t: &TestStore) {
     let ids = t.import_copies(&t.alice, 3).await;
     let mut browser = Browser::open(t).await;
     browser.sign_in().await;
-    assert!(browser.page("/training-files").await.contains("No training files yet."));
+    assert!(browser
+        .page("/training-files")
+        .await
+        .contains("No training files yet. Go to <a href=\"/conversations\">Conversations</a>"));
 
-    let created = browser.post("/training-files", &[("name", "<b>Batch</b> & co"), ("description", ""), ("conversation_ids", &format!("{}\n{}", ids[0], ids[1]))]).await;
+    let created = browser
+        .post(
+            "/training-files",
+            &[
+                ("name", "<b>Batch</b> & co"),
+                ("description", ""),
+                ("conversation_ids", &format!("{}\n{}", ids[0], ids[1])),
+            ],
+        )
+        .await;
     assert_eq!(created.status(), StatusCode::SEE_OTHER);
-    let file_page = location(&created);
+    let file_page = location(&created).split('?').next().unwrap().to_owned();
     let list = browser.page("/training-files").await;
-    assert!(list.contains("&lt;b&gt;Batch&lt;/b&gt; &amp; co") && !list.contains("<b>Batch"), "names are escaped");
+    assert!(
+        list.contains("&lt;b&gt;Batch&lt;/b&gt; &amp; co") && !list.contains("<b>Batch"),
+        "names are escaped"
+    );
 
-    let added = browser.post(&format!("{file_page}/add"), &[("conversation_ids", &ids[2])]).await;
+    let added = browser
+        .post(
+            &format!("{file_page}/add"),
+            &[("conversation_ids", &ids[2])],
+        )
+        .await;
     assert_eq!(added.status(), StatusCode::SEE_OTHER);
-    let page = browser.page(&file_page).await;
-    assert!(page.contains("Version 2 · 3 conversations"), "{page}");
-    let again = browser.post(&format!("{file_page}/add"), &[("conversation_ids", &ids[2])]).await;
+    let page = browser
+        .page(&format!(
+            "{}?done=added",
+            file_page.split('?').next().unwrap()
+        ))
+        .await;
+    assert!(
+        page.contains("Added: version 2 holds 3 conversations."),
+        "{page}"
+    );
+    let again = browser
+        .post(
+            &format!("{file_page}/add"),
+            &[("conversation_ids", &ids[2])],
+        )
+        .await;
     assert_eq!(again.status(), StatusCode::CONFLICT);
-    assert!(again.text().await.unwrap().contains(&format!("{} is already in the file", ids[2])));
+    let refusal = again.text().await.unwrap();
+    assert!(
+        refusal.contains("1 conversation is already in the training file")
+            && refusal.contains(&format!("title=\"{}\"", ids[2])),
+        "{refusal}"
+    );
 
-    let download = browser.get(&format!("{file_page}/download?format=jsonl&version=1")).await;
+    let download = browser
+        .get(&format!("{file_page}/download?format=jsonl&version=1"))
+        .await;
     assert_eq!(download.status(), StatusCode::SEE_OTHER);
-    let bytes = browser.client.get(location(&download)).send().await.unwrap();
-    assert!(bytes.headers()["content-disposition"].to_str().unwrap().contains("-v1.jsonl"));
+    let bytes = browser
+        .client
+        .get(location(&download))
+        .send()
+        .await
+        .unwrap();
+    assert!(bytes.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("-v1.jsonl"));
 
-    let archived = browser.post(&format!("{file_page}/status"), &[("status", "archived")]).await;
+    let archived = browser
+        .post(&format!("{file_page}/status"), &[("status", "archived")])
+        .await;
     assert_eq!(archived.status(), StatusCode::SEE_OTHER);
     assert!(browser.page(&file_page).await.contains("Unarchive"));
-    let renamed = browser.post(&format!("{file_page}/rename"), &[("name", "Renamed")]).await;
+    let renamed = browser
+        .post(&format!("{file_page}/rename"), &[("name", "Renamed")])
+        .await;
     assert_eq!(renamed.status(), StatusCode::SEE_OTHER);
     assert!(browser.page(&file_page).await.contains("<h1>Renamed</h1>"));
-    let unconfirmed = browser.post(&format!("{file_page}/delete"), &[("confirm", "renamed")]).await;
+    let two = browser
+        .post(&format!("{file_page}/status"), &[("status", "active")])
+        .await;
+    assert_eq!(two.status(), StatusCode::SEE_OTHER);
+    let removed = browser
+        .post(
+            &format!("{file_page}/remove"),
+            &[("pick", &ids[0]), ("pick", &ids[2])],
+        )
+        .await;
+    assert_eq!(
+        (removed.status(), location(&removed)),
+        (StatusCode::SEE_OTHER, format!("{file_page}?done=removed"))
+    );
+    assert!(
+        browser
+            .page(&location(&removed))
+            .await
+            .contains("Removed: version 4 holds 1 conversation."),
+        "two members removed at once"
+    );
+    let unconfirmed = browser
+        .post(&format!("{file_page}/delete"), &[("confirm", "renamed")])
+        .await;
     assert_eq!(unconfirmed.status(), StatusCode::BAD_REQUEST);
     let refusal = unconfirmed.text().await.unwrap();
-    assert!(refusal.contains("confirm: type the file's name, &quot;Renamed&quot;, to delete it"), "{refusal}");
-    assert_eq!(browser.get(&file_page).await.status(), StatusCode::OK, "still there");
-    let deleted = browser.post(&format!("{file_page}/delete"), &[("confirm", "Renamed")]).await;
-    assert_eq!((deleted.status(), location(&deleted)), (StatusCode::SEE_OTHER, "/training-files".to_owned()));
-    assert_eq!(browser.get(&file_page).await.status(), StatusCode::NOT_FOUND);
-    let other = browser.get("/training-files/00000000-0000-4000-8000-000000000000").await;
+    assert!(
+        refusal
+            .contains("Confirm: type the file's name, &quot;Renamed&quot;, exactly to delete it."),
+        "{refusal}"
+    );
+    assert_eq!(
+        browser.get(&file_page).await.status(),
+        StatusCode::OK,
+        "still there"
+    );
+    let deleted = browser
+        .post(&format!("{file_page}/delete"), &[("confirm", "Renamed")])
+        .await;
+    assert_eq!(
+        (deleted.status(), location(&deleted)),
+        (
+            StatusCode::SEE_OTHER,
+            "/training-files?done=deleted".to_owned()
+        )
+    );
+    assert_eq!(
+        browser.get(&file_page).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let other = browser
+        .get("/training-files/00000000-0000-4000-8000-000000000000")
+        .await;
     assert_eq!(other.status(), StatusCode::NOT_FOUND);
-    let bad = browser.post("/training-files", &[("name", "x"), ("conversation_ids", "not-an-id")]).await;
+    let bad = browser
+        .post(
+            "/training-files",
+            &[("name", "x"), ("conversation_ids", "not-an-id")],
+        )
+        .await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    assert!(bad.text().await.unwrap().contains("conversation_ids[0]"));
+    assert!(bad
+        .text()
+        .await
+        .unwrap()
+        .contains("Conversation_ids[0]: &quot;not-an-id&quot; is not a UUID"));
 }
 
 async fn raw_conversations_are_imported_and_enriched(t: &TestStore) {
@@ -132,23 +292,563 @@ async fn raw_conversations_are_imported_and_enriched(t: &TestStore) {
     let mut browser = Browser::open(t).await;
     browser.sign_in().await;
     let page = browser.page("/conversations").await;
-    assert!(page.contains("David Chen (pragmatic_optimist)"), "scaffolding choices are offered");
+    assert!(
+        page.contains("David Chen (pragmatic_optimist)"),
+        "scaffolding choices are offered"
+    );
+    assert!(page.contains("No enriched conversations yet."), "{page}");
 
     let raw = std::fs::read_to_string(fixture("raw/single-convo-file-3-raw.json")).unwrap();
-    let form = [("text", raw.as_str()), ("persona_key", "pragmatic_optimist"), ("emotional_arc_key", "shame_to_acceptance"), ("topic_key", "grandparent_529"), ("conversation_id", "")];
+    let form = [
+        ("text", raw.as_str()),
+        ("persona_key", "pragmatic_optimist"),
+        ("emotional_arc_key", "shame_to_acceptance"),
+        ("topic_key", "grandparent_529"),
+        ("conversation_id", ""),
+    ];
     let imported = browser.post("/conversations/import", &form).await;
     assert_eq!(imported.status(), StatusCode::SEE_OTHER);
-    let conversation = location(&imported);
-    assert!(browser.page(&conversation).await.contains("Status <strong>not_started</strong>"));
+    let conversation = location(&imported).split('?').next().unwrap().to_owned();
+    let page = browser.page(&location(&imported)).await;
+    assert!(
+        page.contains("<dd>not enriched yet</dd>") && page.contains("Imported. Enrich it"),
+        "{page}"
+    );
     let enriched = browser.post(&format!("{conversation}/enrich"), &[]).await;
     assert_eq!(enriched.status(), StatusCode::SEE_OTHER);
-    let page = browser.page(&conversation).await;
-    assert!(page.contains("Status <strong>completed</strong>") && page.contains("Validation passed"), "{page}");
+    let page = browser.page(&location(&enriched)).await;
+    assert!(
+        page.contains("<dd>enriched</dd>")
+            && page.contains("Validation passed")
+            && page.contains("Enriched: it can now go"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Assistant · training target") && page.contains("Download enriched JSON"),
+        "the pairs are shown as a chat"
+    );
+    let json = browser.get(&format!("{conversation}/enriched.json")).await;
+    assert_eq!(json.status(), StatusCode::OK);
+    serde_json::from_slice::<serde_json::Value>(&json.bytes().await.unwrap())
+        .expect("the enriched file is JSON");
 
-    let kept = browser.post("/conversations/import", &[("text", "{\"turns\": [")]).await;
+    let kept = browser
+        .post("/conversations/import", &[("text", "{\"turns\": [")])
+        .await;
     let page = browser.page(&location(&kept)).await;
-    assert!(page.contains("Needs review — the text is not JSON"), "{page}");
-    assert!(browser.page("/conversations?enrichment_status=completed").await.contains(&conversation["/conversations/".len()..]));
+    assert!(
+        page.contains("needs review: the imported text is not JSON")
+            && !page.contains(">Enrich</button>"),
+        "{page}"
+    );
+    assert!(browser
+        .page("/conversations?enrichment_status=completed")
+        .await
+        .contains(&conversation["/conversations/".len()..]));
 }
 
-on_both_backends!(signing_in_and_out, files_are_created_added_to_and_downloaded, raw_conversations_are_imported_and_enriched);
+/// Finding 16.6: a form from another origin changes nothing and signs no one in.
+async fn cross_origin_forms_are_refused(t: &TestStore) {
+    let ids = t.import_copies(&t.alice, 1).await;
+    let mut browser = Browser::open(t).await;
+    let evil = [("origin", "https://evil.example")];
+    let foreign_login = browser
+        .post_with(
+            "/login",
+            &[
+                ("email", "alice@example.com"),
+                ("password", "correct horse battery"),
+            ],
+            &evil,
+        )
+        .await;
+    assert_eq!(foreign_login.status(), StatusCode::FORBIDDEN);
+    assert!(
+        foreign_login.headers().get(SET_COOKIE).is_none(),
+        "no session for a foreign form"
+    );
+    assert!(foreign_login
+        .text()
+        .await
+        .unwrap()
+        .contains("This form was not sent from a lora-files page"));
+    browser.sign_in().await;
+    let created = browser
+        .post(
+            "/training-files",
+            &[("name", "Mine"), ("conversation_ids", &ids[0])],
+        )
+        .await;
+    let file_page = location(&created).split('?').next().unwrap().to_owned();
+
+    for headers in [
+        &evil[..],
+        &[("sec-fetch-site", "cross-site")],
+        &[("sec-fetch-site", "same-site")],
+        &[("origin", "null")],
+    ] {
+        let renamed = browser
+            .post_with(
+                &format!("{file_page}/rename"),
+                &[("name", "Hijacked")],
+                headers,
+            )
+            .await;
+        assert_eq!(renamed.status(), StatusCode::FORBIDDEN, "{headers:?}");
+    }
+    let api = browser
+        .post_with(&format!("/api/conversations/{}/enrich", ids[0]), &[], &evil)
+        .await;
+    assert_eq!(
+        api.status(),
+        StatusCode::FORBIDDEN,
+        "the API refuses a foreign request riding on the session cookie"
+    );
+    assert!(
+        browser.page(&file_page).await.contains("<h1>Mine</h1>"),
+        "nothing changed"
+    );
+
+    let own = browser.base.clone();
+    let renamed = browser
+        .post_with(
+            &format!("{file_page}/rename"),
+            &[("name", "Renamed")],
+            &[("origin", &own), ("sec-fetch-site", "same-origin")],
+        )
+        .await;
+    assert_eq!(
+        renamed.status(),
+        StatusCode::SEE_OTHER,
+        "our own pages' forms work"
+    );
+}
+
+/// Finding 16.6: every answer forbids framing, sniffing and foreign scripts.
+async fn pages_send_security_headers(t: &TestStore) {
+    let browser = Browser::open(t).await;
+    for path in ["/", "/static/app.css", "/api/health", "/nowhere"] {
+        let response = browser.get(path).await;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        assert!(
+            header("content-security-policy").contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+        assert!(
+            header("content-security-policy").contains("script-src 'self'"),
+            "{path}"
+        );
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "same-origin", "{path}");
+    }
+}
+
+/// Finding 16.6: a bad form body is the UI's own page, not axum's plain text;
+/// the web form keeps `--max-ids-per-request`; a bad status filter is a 400.
+async fn form_errors_are_pages(t: &TestStore) {
+    let ids = t.import_copies(&t.alice, 3).await;
+    let settings = Settings {
+        max_ids_per_request: 2,
+        max_body_bytes: 64 * 1024,
+        ..Settings::new()
+    };
+    let mut browser = Browser::open_with(t, settings).await;
+    browser.sign_in().await;
+    let html = |response: &Response| {
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    };
+
+    let not_a_form = browser
+        .client
+        .post(format!("{}/training-files", browser.base))
+        .header(COOKIE, browser.cookie.clone().unwrap())
+        .body("name=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_a_form.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(html(&not_a_form));
+    let big = "x".repeat(100 * 1024);
+    let too_large = browser
+        .post("/conversations/import", &[("text", &big)])
+        .await;
+    assert_eq!(too_large.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        html(&too_large)
+            && too_large
+                .text()
+                .await
+                .unwrap()
+                .contains("larger than this server accepts")
+    );
+    let missing = browser
+        .post("/training-files", &[("conversation_ids", &ids[0])])
+        .await;
+    assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        html(&missing)
+            && missing
+                .text()
+                .await
+                .unwrap()
+                .contains("Name: a name is required.")
+    );
+
+    let many = ids.join("\n");
+    let refused = browser
+        .post(
+            "/training-files",
+            &[("name", "Too many"), ("conversation_ids", &many)],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let text = refused.text().await.unwrap();
+    assert!(
+        text.contains("names 3 conversations; at most 2 per request"),
+        "{text}"
+    );
+    let selection: Vec<(&str, &str)> = ids
+        .iter()
+        .map(|id| ("pick", id.as_str()))
+        .chain([("name", "Too many"), ("do", "create")])
+        .collect();
+    let refused = browser.post("/conversations/selection", &selection).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("at most 2 per request"));
+
+    let bogus = browser.get("/training-files?status=bogus").await;
+    assert_eq!(bogus.status(), StatusCode::BAD_REQUEST);
+    assert!(bogus
+        .text()
+        .await
+        .unwrap()
+        .contains("is not a status to list"));
+    let bogus = browser.get("/conversations?status=bogus").await;
+    assert_eq!(bogus.status(), StatusCode::BAD_REQUEST);
+}
+
+/// Browsers get pages for unknown routes and `GET /login`; programs and `/api` get JSON.
+async fn unknown_routes_answer_in_kind(t: &TestStore) {
+    let browser = Browser::open(t).await;
+    let page = |path: &'static str| {
+        browser
+            .client
+            .get(format!("{}{path}", browser.base))
+            .header("accept", "text/html,application/xhtml+xml")
+            .send()
+    };
+    let missing = page("/nowhere").await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(missing
+        .text()
+        .await
+        .unwrap()
+        .contains("There is no such page"));
+    let api = page("/api/nowhere").await.unwrap();
+    assert_eq!(api.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.json::<serde_json::Value>().await.unwrap()["code"],
+        "not_found"
+    );
+    assert_eq!(
+        browser
+            .get("/nowhere")
+            .await
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()["code"],
+        "not_found"
+    );
+    assert!(browser.page("/login").await.contains("Sign in"));
+    let docs = browser.page("/api/docs").await;
+    assert!(
+        docs.contains("<code>POST /api/training-files</code>")
+            && docs.contains("id=\"schema-ErrorBody\""),
+        "the API reference is rendered"
+    );
+}
+
+/// The selector: a selection carried across pages and filters creates a file;
+/// adding it again names each duplicate by short id and title.
+async fn conversations_are_selected_across_pages(t: &TestStore) {
+    let ids = t.import_copies(&t.alice, 52).await;
+    let mut browser = Browser::open(t).await;
+    browser.sign_in().await;
+    let first = browser.page("/conversations").await;
+    assert!(
+        first.contains("52 conversations match these filters.") && first.contains("Next page"),
+        "{first}"
+    );
+    assert!(first.contains("0 conversations selected"));
+    // Newest first: the first page shows ids[51]..ids[2]; one is ticked there, one on the next page.
+    let next_cursor = first
+        .split("name=\"cursor\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let second = browser
+        .get(&format!(
+            "/conversations?pick={}&cursor={next_cursor}",
+            ids[40]
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        second.contains("1 conversation selected") && second.contains(&ids[0][..8]),
+        "{second}"
+    );
+    let carried = second
+        .split("name=\"sel\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        carried,
+        ids[40].replace('-', ""),
+        "the first page's tick is carried"
+    );
+    let form = [
+        ("sel", carried.as_str()),
+        ("pick", ids[0].as_str()),
+        ("name", "Picked"),
+        ("description", ""),
+        ("do", "create"),
+    ];
+    let created = browser.post("/conversations/selection", &form).await;
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    let file_page = location(&created);
+    let page = browser.page(&file_page).await;
+    assert!(
+        page.contains("Created Picked with 2 conversations."),
+        "{page}"
+    );
+    let file_id = file_page
+        .trim_start_matches("/training-files/")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    let all = browser
+        .get("/conversations?act=all")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        all.contains("52 conversations selected"),
+        "select all matching"
+    );
+    let form = [
+        ("pick", ids[0].as_str()),
+        ("pick", ids[40].as_str()),
+        ("pick", ids[5].as_str()),
+        ("file", file_id.as_str()),
+        ("do", "add"),
+    ];
+    let duplicate = browser.post("/conversations/selection", &form).await;
+    assert_eq!(duplicate.status(), StatusCode::CONFLICT);
+    let text = duplicate.text().await.unwrap();
+    assert!(
+        text.contains("2 conversations are already in the training file"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("title=\"{}\"", ids[0]))
+            && text.contains(&format!("title=\"{}\"", ids[40])),
+        "each duplicate is named"
+    );
+    assert!(
+        text.contains("3 conversations selected"),
+        "the selection is kept"
+    );
+}
+
+/// A conversation in a file is deleted only when forced, which removes it from the file first.
+async fn conversations_are_deleted(t: &TestStore) {
+    let ids = t.import_copies(&t.alice, 3).await;
+    let mut browser = Browser::open(t).await;
+    browser.sign_in().await;
+    let created = browser
+        .post(
+            "/training-files",
+            &[
+                ("name", "Holder"),
+                ("conversation_ids", &format!("{} {}", ids[0], ids[1])),
+            ],
+        )
+        .await;
+    let file_page = location(&created).split('?').next().unwrap().to_owned();
+
+    let loose = browser
+        .post(&format!("/conversations/{}/delete", ids[2]), &[])
+        .await;
+    assert_eq!(
+        (loose.status(), location(&loose)),
+        (
+            StatusCode::SEE_OTHER,
+            "/conversations?done=deleted".to_owned()
+        )
+    );
+    assert_eq!(
+        browser
+            .get(&format!("/conversations/{}", ids[2]))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    assert!(browser
+        .page(&format!("/conversations/{}", ids[0]))
+        .await
+        .contains("Also remove it from 1 training file"));
+    let refused = browser
+        .post(&format!("/conversations/{}/delete", ids[0]), &[])
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("the training file(s) &quot;Holder&quot;"),
+        "the refusal names the file"
+    );
+    assert_eq!(
+        browser
+            .get(&format!("/conversations/{}", ids[0]))
+            .await
+            .status(),
+        StatusCode::OK,
+        "still there"
+    );
+
+    let forced = browser
+        .post(
+            &format!("/conversations/{}/delete", ids[0]),
+            &[("force", "yes")],
+        )
+        .await;
+    assert_eq!(forced.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        browser
+            .get(&format!("/conversations/{}", ids[0]))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let page = browser.page(&format!("{file_page}?done=removed")).await;
+    assert!(
+        page.contains("Removed: version 2 holds 1 conversation."),
+        "{page}"
+    );
+}
+
+/// A conversation not enriched yet takes other scaffolding; an enriched one refuses.
+async fn scaffolding_is_changed_before_enrichment(t: &TestStore) {
+    t.load_scaffolding().await;
+    let enriched = t.import_copies(&t.alice, 1).await;
+    let mut browser = Browser::open(t).await;
+    browser.sign_in().await;
+    let raw = std::fs::read_to_string(fixture("raw/single-convo-file-3-raw.json")).unwrap();
+    let imported = browser
+        .post("/conversations/import", &[("text", raw.as_str())])
+        .await;
+    let conversation = location(&imported).split('?').next().unwrap().to_owned();
+    assert!(browser
+        .page(&conversation)
+        .await
+        .contains("Change scaffolding"));
+    let keys = [
+        ("persona_key", "pragmatic_optimist"),
+        ("emotional_arc_key", "shame_to_acceptance"),
+        ("topic_key", "grandparent_529"),
+    ];
+    let changed = browser
+        .post(&format!("{conversation}/scaffolding"), &keys)
+        .await;
+    assert_eq!(changed.status(), StatusCode::SEE_OTHER);
+    let page = browser.page(&location(&changed)).await;
+    assert!(
+        page.contains("Scaffolding changed") && page.contains("<dd>pragmatic_optimist</dd>"),
+        "{page}"
+    );
+    let unknown = browser
+        .post(
+            &format!("{conversation}/scaffolding"),
+            &[("persona_key", "nobody")],
+        )
+        .await;
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    let refused = browser
+        .post(
+            &format!("/conversations/{}/scaffolding", enriched[0]),
+            &keys,
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("its file states its scaffolding"));
+    let again = browser
+        .post(
+            "/conversations/import",
+            &[
+                ("text", raw.as_str()),
+                ("topic_key", "grandparent_529"),
+                ("persona_key", "anxious_planner"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    let page = browser.page(&conversation).await;
+    assert!(
+        page.contains("<dd>anxious_planner</dd>"),
+        "the same text again with scaffolding applies it: {page}"
+    );
+    let enriched = browser.post(&format!("{conversation}/enrich"), &[]).await;
+    assert!(
+        browser
+            .page(&location(&enriched))
+            .await
+            .contains("<dd>enriched</dd>"),
+        "enriched with the chosen scaffolding"
+    );
+}
+
+on_both_backends!(
+    scaffolding_is_changed_before_enrichment,
+    conversations_are_deleted,
+    signing_in_and_out,
+    files_are_created_added_to_and_downloaded,
+    raw_conversations_are_imported_and_enriched,
+    cross_origin_forms_are_refused,
+    pages_send_security_headers,
+    form_errors_are_pages,
+    unknown_routes_answer_in_kind,
+    conversations_are_selected_across_pages,
+);

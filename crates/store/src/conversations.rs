@@ -179,7 +179,8 @@ impl<'s> Conversations<'s> {
     async fn insert_pending(self, owner: &str, request: &ImportRequest, pending: Pending) -> Result<Imported, StoreError> {
         let sha256 = hex::encode(Sha256::digest(&request.bytes));
         if let Some(existing) = self.get(owner, &pending.conversation_id).await? {
-            return judge_reimport(existing, &sha256);
+            let imported = judge_reimport(existing, &sha256)?;
+            return self.apply_named_scaffolding(owner, imported, &request.scaffolding).await;
         }
         let key = format!("conversations/{owner}/{}/source-{}.json", pending.conversation_id, &sha256[..12]);
         if !self.store.blobs.exists(&key).await? {
@@ -208,6 +209,23 @@ impl<'s> Conversations<'s> {
         .execute(&mut *tx)
         .await;
         self.finish_insert(owner, &pending.conversation_id, &sha256, &key, tx, inserted).await
+    }
+
+    /// The same bytes imported again with scaffolding named alongside: the
+    /// named keys are applied (not dropped silently) while the conversation
+    /// is not enriched; an enriched one refuses keys other than its own.
+    async fn apply_named_scaffolding(self, owner: &str, imported: Imported, named: &ScaffoldingKeys) -> Result<Imported, StoreError> {
+        let Imported::Unchanged(record) = imported else { return Ok(imported) };
+        let keys = ScaffoldingKeys {
+            persona: named.persona.clone().or_else(|| record.persona_key.clone()),
+            emotional_arc: named.emotional_arc.clone().or_else(|| record.emotional_arc_key.clone()),
+            training_topic: named.training_topic.clone().or_else(|| record.topic_key.clone()),
+        };
+        if keys.persona == record.persona_key && keys.emotional_arc == record.emotional_arc_key && keys.training_topic == record.topic_key {
+            return Ok(Imported::Unchanged(record));
+        }
+        let updated = self.set_scaffolding(owner, &record.conversation_id, &keys).await?;
+        Ok(Imported::Unchanged(updated))
     }
 
     /// Commits an import's insert; when a concurrent import of the same id
@@ -343,7 +361,145 @@ impl<'s> Conversations<'s> {
         tx.commit().await?;
         Ok(crate::paging::page(&mut items, limit, |c| (c.created_at.clone(), c.id.clone())))
     }
+
+    /// How many of `owner`'s conversations match `filter`.
+    pub async fn count(self, owner: &str, filter: &ConversationFilter) -> Result<i64, StoreError> {
+        let sql = format!("SELECT count(*) FROM conversations WHERE owner_id = $1 AND {FILTER_SQL}");
+        let mut tx = self.store.catalogue.begin_as(owner).await?;
+        let (count,): (i64,) = bind_filter(sqlx::query_as(&sql).bind(owner), filter).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(count)
+    }
+
+    /// The ids of at most `limit` of `owner`'s conversations matching `filter`,
+    /// newest first (what "select all matching" selects).
+    pub async fn matching_ids(self, owner: &str, filter: &ConversationFilter, limit: i64) -> Result<Vec<String>, StoreError> {
+        let sql = format!("SELECT conversation_id FROM conversations WHERE owner_id = $1 AND {FILTER_SQL} ORDER BY created_at DESC, id DESC LIMIT $8");
+        let mut tx = self.store.catalogue.begin_as(owner).await?;
+        let rows: Vec<(String,)> = bind_filter(sqlx::query_as(&sql).bind(owner), filter).bind(limit).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// The training files of `owner` whose current version holds the conversation, by name.
+    pub async fn files_holding(self, owner: &str, conversation_id: &str) -> Result<Vec<FileHolding>, StoreError> {
+        let mut tx = self.store.catalogue.begin_as(owner).await?;
+        let files = sqlx::query_as(
+            "SELECT f.id, f.name, f.status FROM training_file_conversations m JOIN training_files f ON f.id = m.training_file_id \
+             WHERE m.owner_id = $1 AND m.conversation_id = $2 ORDER BY f.name",
+        )
+        .bind(owner)
+        .bind(conversation_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(files)
+    }
+
+    /// Changes the scaffolding (persona, arc, topic) a conversation will be
+    /// enriched with; each key must exist in the catalogue. An enriched
+    /// conversation's file states its own scaffolding, so it is refused.
+    pub async fn set_scaffolding(self, owner: &str, conversation_id: &str, keys: &ScaffoldingKeys) -> Result<ConversationRecord, StoreError> {
+        self.store.scaffolding().check_keys(keys).await?;
+        let mut tx = self.store.catalogue.begin_as(owner).await?;
+        let changed = sqlx::query(
+            "UPDATE conversations SET persona_key = $3, emotional_arc_key = $4, topic_key = $5, updated_at = $6 \
+             WHERE owner_id = $1 AND conversation_id = $2 AND enrichment_status NOT IN ('completed', 'enrichment_in_progress')",
+        )
+        .bind(owner)
+        .bind(conversation_id)
+        .bind(&keys.persona)
+        .bind(&keys.emotional_arc)
+        .bind(&keys.training_topic)
+        .bind(now_text())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let record = self.get(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
+        if changed.rows_affected() == 0 {
+            return Err(StoreError::invalid(
+                "scaffolding",
+                "the conversation is enriched (or being enriched) and its file states its scaffolding; delete it and import it again to change it",
+            ));
+        }
+        Ok(record)
+    }
+
+    /// Deletes a conversation and its stored files. A conversation that
+    /// training files hold is refused, naming them, unless `force`: then it
+    /// is first removed from each (a new version of each file). Earlier
+    /// versions keep their bytes, which do not depend on the conversation.
+    pub async fn delete(self, owner: &str, conversation_id: &str, force: bool) -> Result<(), StoreError> {
+        let record = self.get(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
+        let holding = self.files_holding(owner, conversation_id).await?;
+        if !holding.is_empty() && !force {
+            return Err(held_by(&holding));
+        }
+        for file in &holding {
+            self.store.training_files().remove(owner, &file.id, conversation_id).await?;
+        }
+        let mut tx = self.store.catalogue.begin_as(owner).await?;
+        let deleted = sqlx::query("DELETE FROM conversations WHERE owner_id = $1 AND conversation_id = $2").bind(owner).bind(conversation_id).execute(&mut *tx).await;
+        if let Err(error) = deleted {
+            drop(tx);
+            // Added to a file since the check: the membership's foreign key refused the delete.
+            let holding = self.files_holding(owner, conversation_id).await?;
+            return Err(if holding.is_empty() { error.into() } else { held_by(&holding) });
+        }
+        tx.commit().await?;
+        let mut keys: Vec<String> = [record.source_path, record.enriched_file_path].into_iter().flatten().collect();
+        keys.dedup();
+        for key in keys {
+            // The catalogue no longer names it; a failed delete leaves an orphan for `doctor`.
+            if let Err(error) = self.store.blobs.delete(&key).await {
+                tracing::warn!(%key, %error, "could not delete a deleted conversation's object");
+            }
+        }
+        Ok(())
+    }
+
+    /// The stored enriched file of a conversation, as it was written (`None`
+    /// before it is enriched).
+    pub async fn enriched_bytes(self, owner: &str, conversation_id: &str) -> Result<Option<Bytes>, StoreError> {
+        let record = self.get(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
+        match record.enriched_file_path {
+            Some(key) => Ok(Some(self.store.blobs.get(&key).await?)),
+            None => Ok(None),
+        }
+    }
 }
+
+fn held_by(files: &[FileHolding]) -> StoreError {
+    let names: Vec<String> = files.iter().map(|f| format!("{:?}", f.name)).collect();
+    StoreError::invalid("force", format!("the conversation is in the training file(s) {}; remove it from them first, or force the delete", names.join(", ")))
+}
+
+/// A training file that holds a conversation.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FileHolding {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+}
+
+/// The conditions of [`ConversationFilter`], over parameters $2–$7.
+const FILTER_SQL: &str = "($2 IS NULL OR enrichment_status = $2) AND ($3 IS NULL OR persona_key = $3) \
+     AND ($4 IS NULL OR emotional_arc_key = $4) AND ($5 IS NULL OR topic_key = $5) \
+     AND ($6 IS NULL OR quality_score >= $6) AND ($7 IS NULL OR lower(conversation_id) LIKE $7 ESCAPE '\\')";
+
+type AnyQueryAs<'q, O> = sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>;
+
+fn bind_filter<'q, O>(query: AnyQueryAs<'q, O>, filter: &'q ConversationFilter) -> AnyQueryAs<'q, O> {
+    query
+        .bind(&filter.enrichment_status)
+        .bind(&filter.persona_key)
+        .bind(&filter.emotional_arc_key)
+        .bind(&filter.topic_key)
+        .bind(filter.min_quality)
+        .bind(filter.q.as_deref().map(crate::paging::contains_pattern))
+}
+
 
 /// The request's id, else the file's own `conversation_id`, else one
 /// derived from the bytes (the same file always gets the same id).

@@ -33,9 +33,10 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::scaffolding::router())
         .merge(crate::downloads::router())
         .merge(crate::web::router())
-        .fallback(|| async { ApiError::not_found() })
-        .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method") })
+        .fallback(crate::web::not_found)
+        .method_not_allowed_fallback(crate::web::method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::web::protect))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
