@@ -12,6 +12,15 @@ use super::human_bytes;
 
 #[derive(clap::Subcommand)]
 pub enum Bench {
+    /// Write N enriched conversations (copies of the bundled examples under new
+    /// ids, 1 000 per sub-folder) into OUT, for scripts/scale.sh and your own trials.
+    Generate {
+        #[arg(long, default_value_t = 10_000)]
+        conversations: usize,
+        #[arg(long, default_value = "tests/fixtures/enriched")]
+        fixtures: PathBuf,
+        out: PathBuf,
+    },
     /// Time adding conversations to a stored file of N conversations (SQLite, local disk),
     /// next to a full build of the same conversations.
     Add {
@@ -100,6 +109,10 @@ pub enum Bench {
 
 pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
     match bench {
+        Bench::Generate { conversations, fixtures, out } => {
+            let bytes = generate_conversations(conversations, &fixtures, &out)?;
+            println!("wrote {conversations} conversations ({}) into {}", human_bytes(bytes), out.display());
+        }
         Bench::Build { conversations, fixtures, work_dir } => {
             let temp = tempfile::tempdir()?;
             let work = work_dir.unwrap_or_else(|| temp.path().to_owned());
