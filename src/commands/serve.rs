@@ -23,6 +23,9 @@ pub struct Args {
     /// Most conversation ids one request may name.
     #[arg(long, env = "LORA_FILES_MAX_IDS_PER_REQUEST", default_value_t = 10_000)]
     max_ids_per_request: usize,
+    /// How long a create, add or remove waits for its job before it answers 202 with the job, in seconds.
+    #[arg(long, env = "LORA_FILES_SYNC_WAIT", default_value_t = 30)]
+    sync_wait: u64,
     #[command(flatten)]
     worker: super::worker::WorkerArgs,
     #[command(flatten)]
@@ -50,6 +53,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut settings = Settings::new();
     settings.max_body_bytes = args.max_body_bytes;
     settings.max_ids_per_request = args.max_ids_per_request;
+    settings.sync_wait = std::time::Duration::from_secs(args.sync_wait);
+    settings.job_workers = args.worker.workers;
     let app = lora_files_server::app(AppState::new(store.clone(), &secret, settings));
     tracing::info!(%address, catalogue = %store.describe_catalogue(), "lora-files is serving");
     println!("lora-files is serving on http://{address} (web UI at /, API under /api, OpenAPI at /api/openapi.json)");

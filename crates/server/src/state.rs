@@ -25,6 +25,11 @@ pub struct Settings {
     pub login_attempts_per_account: NonZeroU32,
     /// Sign-in attempts a minute from one client address.
     pub login_attempts_per_address: NonZeroU32,
+    /// How long a create, add or remove waits for its job before it answers 202 (`--sync-wait`).
+    pub sync_wait: Duration,
+    /// Workers this process runs (`--workers`); with none, changes not asked
+    /// for with `Prefer: respond-async` run in the request (see `jobs`).
+    pub job_workers: usize,
 }
 
 impl Default for Settings {
@@ -42,6 +47,8 @@ impl Settings {
             request_timeout: Duration::from_secs(300),
             login_attempts_per_account: NonZeroU32::new(10).expect("not zero"),
             login_attempts_per_address: NonZeroU32::new(60).expect("not zero"),
+            sync_wait: Duration::from_secs(30),
+            job_workers: 0,
         }
     }
 }

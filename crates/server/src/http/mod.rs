@@ -29,6 +29,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::openapi::router())
         .merge(crate::auth::router())
         .merge(crate::training_files::router())
+        .merge(crate::jobs::router())
         .merge(crate::conversations::router())
         .merge(crate::scaffolding::router())
         .merge(crate::downloads::router())
