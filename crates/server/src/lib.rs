@@ -13,6 +13,7 @@ pub mod error;
 pub mod health;
 pub mod http;
 pub mod jobs;
+pub mod metrics;
 pub mod openapi;
 pub mod scaffolding;
 pub mod state;

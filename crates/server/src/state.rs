@@ -30,6 +30,8 @@ pub struct Settings {
     /// Workers this process runs (`--workers`); with none, changes not asked
     /// for with `Prefer: respond-async` run in the request (see `jobs`).
     pub job_workers: usize,
+    /// Whether `GET /metrics` answers (`--metrics`); requests are counted only then.
+    pub metrics: bool,
 }
 
 impl Default for Settings {
@@ -49,6 +51,7 @@ impl Settings {
             login_attempts_per_address: NonZeroU32::new(60).expect("not zero"),
             sync_wait: Duration::from_secs(30),
             job_workers: 0,
+            metrics: false,
         }
     }
 }
@@ -62,6 +65,8 @@ pub struct AppState {
     pub(crate) known_users: Arc<RwLock<HashSet<String>>>,
     /// Sign-in attempts per account and per client address.
     pub logins: Arc<LoginThrottle>,
+    /// What `GET /metrics` shows.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -73,6 +78,7 @@ impl AppState {
             logins: Arc::new(LoginThrottle::new(settings.login_attempts_per_account, settings.login_attempts_per_address)),
             settings: Arc::new(settings),
             known_users: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 }

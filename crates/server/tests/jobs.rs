@@ -33,7 +33,7 @@ impl<'t> TestApp<'t> {
         let state = AppState::new(store.clone(), SECRET, settings);
         let app = lora_files_server::app(state.clone());
         tokio::spawn(async move { axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await });
-        let workers = (workers > 0).then(|| Workers::spawn(store, worker_settings(workers), None));
+        let workers = (workers > 0).then(|| Workers::spawn(store, worker_settings(workers), Some(state.metrics.on_finished())));
         let alice = state.tokens.issue(&t.alice, None, Duration::from_secs(600));
         Self { base, client: Client::new(), alice, workers, _t: std::marker::PhantomData }
     }
@@ -247,6 +247,49 @@ async fn the_openapi_document_describes_the_job_routes(t: &TestStore) {
     app.stop().await;
 }
 
+/// The value of the one sample of `name` whose labels include every one of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} ")))
+        .find(|line| labels.iter().all(|label| line.contains(label)))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+async fn metrics_count_requests_by_route_and_jobs_by_kind_and_state(t: &TestStore) {
+    let app = TestApp::spawn(t, 1, |s| s.metrics = true).await;
+    let ids = t.import_copies(&t.alice, 2).await;
+    let (status, headers, body) = app.call_async(Method::POST, "/api/training-files", Some(json!({"name": "measured", "conversation_ids": ids}))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(app.events(&location(&headers)).await.last().unwrap().0, "succeeded");
+    let file_id = body["trainingFile"]["id"].as_str().unwrap();
+    for _ in 0..2 {
+        assert_eq!(app.call(Method::GET, &format!("/api/training-files/{file_id}"), None).await.0, StatusCode::OK);
+    }
+    assert_eq!(app.call(Method::GET, &format!("/api/training-files/{}", uuid::Uuid::new_v4()), None).await.0, StatusCode::NOT_FOUND);
+
+    let response = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = response.text().await.unwrap();
+    let requests = "lora_files_http_requests_total";
+    assert_eq!(sample(&text, requests, &[r#"route="/api/training-files""#, r#"method="POST""#, r#"status="202""#]), Some(1.0), "{text}");
+    assert_eq!(sample(&text, requests, &[r#"route="/api/training-files/{id}""#, r#"method="GET""#, r#"status="200""#]), Some(2.0), "by route, not by URL: {text}");
+    assert_eq!(sample(&text, requests, &[r#"route="/api/training-files/{id}""#, r#"status="404""#]), Some(1.0));
+    assert_eq!(sample(&text, "lora_files_http_request_duration_seconds_count", &[r#"route="/api/training-files/{id}""#, r#"method="GET""#]), Some(3.0));
+    assert_eq!(sample(&text, "lora_files_jobs", &[r#"kind="create""#, r#"state="succeeded""#]), Some(1.0));
+    assert_eq!(sample(&text, "lora_files_jobs", &[r#"kind="add""#, r#"state="queued""#]), Some(0.0));
+    assert_eq!(sample(&text, "lora_files_job_queue_depth", &[]), Some(0.0));
+    assert_eq!(sample(&text, "lora_files_job_duration_seconds_count", &[r#"kind="create""#, r#"state="succeeded""#]), Some(1.0));
+    let job = app.call(Method::GET, &location(&headers), None).await.1;
+    assert_eq!(sample(&text, "lora_files_job_bytes_written_total", &[]), job["job"]["bytes"].as_f64());
+    assert!(job["job"]["bytes"].as_f64().unwrap() > 0.0);
+    assert!(!text.contains(file_id), "no ids in labels");
+    app.stop().await;
+
+    let off = TestApp::spawn(t, 0, |_| {}).await;
+    assert_eq!(off.client.get(format!("{}/metrics", off.base)).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+}
+
 on_both_backends!(
     respond_async_answers_202_and_the_events_end_in_succeeded,
     a_create_through_the_queue_answers_201_as_before,
@@ -255,4 +298,5 @@ on_both_backends!(
     jobs_are_listed_in_pages_and_bad_parameters_name_the_field,
     a_failed_create_leaves_the_file_failed_and_a_failed_add_the_previous_version,
     the_openapi_document_describes_the_job_routes,
+    metrics_count_requests_by_route_and_jobs_by_kind_and_state,
 );
