@@ -234,6 +234,7 @@ async fn file_page(
         .members(&user, &id, MEMBERS_SHOWN, None)
         .await?;
     let versions = state.store.training_files().versions(&user, &id).await?;
+    let running = state.store.jobs().list(&user, None, Some(&id), 1).await?.into_iter().find(|job| !job.is_final());
     let notice = match query.done.as_deref() {
         Some("created") => Some(format!(
             "Created {} with {}.",
@@ -277,6 +278,7 @@ async fn file_page(
         bars
     };
     let body = html! {
+        @if let Some(job) = &running { (job_progress(job)) }
         @if let Some(description) = &file.description { p { (description) } }
         div.cards {
             div.card { div.figure { (file.conversation_count) } div.label { (if file.conversation_count == 1 { "conversation" } else { "conversations" }) } }
@@ -361,6 +363,25 @@ async fn file_page(
 }
 
 /// What a version's change did: "created with 3", "+2", "−1".
+/// A queued or running job on the file: its phase, a bar and an ETA, which
+/// app.js keeps up to date from `/api/jobs/{id}/events` (reloading the page
+/// when it ends); without JavaScript the refresh link shows the latest.
+fn job_progress(job: &lora_files_store::Job) -> Markup {
+    let eta = job.eta_seconds.map_or_else(|| "–".to_owned(), |s| format!("about {} s left", s.ceil() as i64));
+    html! {
+        section.job-progress data-job=(job.id) {
+            h2 { "A " (job.kind.as_str()) " job is " span data-job-state { (job.state.as_str()) } }
+            p {
+                span data-job-phase { (job.phase) } " · "
+                span data-job-done { (job.done) } " of " span data-job-total { (job.total) } " conversations · "
+                span data-job-eta { (eta) }
+            }
+            progress data-job-bar max=(job.total.max(1)) value=(job.done) { (job.done) " of " (job.total) }
+            p { a href="" { "Refresh" } " to see the latest progress." }
+        }
+    }
+}
+
 fn change(kind: &str, added: i64, removed: i64) -> String {
     match kind {
         "create" => format!(
