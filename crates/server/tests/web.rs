@@ -865,8 +865,28 @@ async fn a_files_page_shows_its_running_job(t: &TestStore) {
     assert!(policy.contains("connect-src 'self'"), "the script may open the event stream: {policy}");
 }
 
+/// With workers in the server the form's create is a job: nobody works it
+/// here, so after the form's short wait the file's page shows the job.
+async fn the_create_form_queues_a_job_when_the_server_has_workers(t: &TestStore) {
+    let mut settings = Settings::new();
+    settings.job_workers = 1;
+    let mut browser = Browser::open_with(t, settings).await;
+    browser.sign_in().await;
+    let ids = t.import_copies(&t.alice, 2).await;
+    let created = browser.post("/training-files", &[("name", "queued by form"), ("conversation_ids", &format!("{}\n{}", ids[0], ids[1]))]).await;
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    let file_page = location(&created);
+    assert!(!file_page.contains("done="), "not created yet: {file_page}");
+    let page = browser.page(&file_page).await;
+    assert!(page.contains("data-job=") && page.contains("<span data-job-state>queued</span>"), "{page}");
+    let jobs = t.store.jobs().list(&t.alice, Some(lora_files_store::JobState::Queued), None, 10).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].total, 2);
+}
+
 on_both_backends!(
     a_files_page_shows_its_running_job,
+    the_create_form_queues_a_job_when_the_server_has_workers,
     scaffolding_is_changed_before_enrichment,
     conversations_are_deleted,
     signing_in_and_out,

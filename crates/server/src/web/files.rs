@@ -197,6 +197,9 @@ async fn create_file(
     crate::http::check_id_count(&state, &ids)?;
     let name = fields.required("name", "a name")?;
     let description = fields.get("description");
+    if state.settings.job_workers > 0 {
+        return create_as_job(&state, &user, name, description, &ids).await;
+    }
     let file = state
         .store
         .training_files()
@@ -206,6 +209,27 @@ async fn create_file(
     match file {
         Ok(file) => Ok(done(&format!("/training-files/{}", file.id), "created")),
         Err(error) => Err(with_titles(&state, &user, error).await),
+    }
+}
+
+/// How long the create form waits for its job before it shows the file's
+/// page with the job's progress instead of the finished file.
+const FORM_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// With workers in this process the form's create is a job: a quick one
+/// answers as a direct create does; a long one goes to the file's page,
+/// which follows its progress.
+async fn create_as_job(state: &AppState, user: &str, name: &str, description: Option<&str>, ids: &[String]) -> WebResult {
+    let (job, file) = match state.store.jobs().enqueue_create(user, name, description, ids).await {
+        Ok(queued) => queued,
+        Err(error) => return Err(with_titles(state, user, error.into()).await),
+    };
+    let job = state.store.jobs().wait(user, &job.id, FORM_WAIT).await.map_err(ApiError::from)?;
+    let page = format!("/training-files/{}", file.id);
+    match job.state {
+        lora_files_store::JobState::Succeeded => Ok(done(&page, "created")),
+        lora_files_store::JobState::Failed => Err(ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "job_failed", job.error.unwrap_or_else(|| "the job failed".to_owned())).into()),
+        _ => Ok(see_other(&page)),
     }
 }
 
