@@ -32,15 +32,27 @@ pub enum Bench {
         #[arg(long)]
         work_dir: Option<PathBuf>,
     },
+    /// Write N enriched conversations (copies of the bundled examples under new
+    /// ids, 1 000 per sub-folder) into OUT, for scripts/scale.sh and your own trials.
+    Generate {
+        #[arg(long, default_value_t = 10_000)]
+        conversations: usize,
+        #[arg(long, default_value = "tests/fixtures/enriched")]
+        fixtures: PathBuf,
+        out: PathBuf,
+    },
     /// Time adding conversations to a stored file of N conversations (SQLite, local disk),
     /// next to a full build of the same conversations.
     Add {
-        /// Conversations already in the file.
-        #[arg(long, default_value_t = 1000)]
-        conversations: usize,
-        /// Conversations added.
+        /// Sizes of the file, in conversations (comma-separated), each measured on its own store.
+        #[arg(long, value_delimiter = ',', default_values_t = [1_000, 10_000])]
+        conversations: Vec<usize>,
+        /// Conversations per add.
         #[arg(long, default_value_t = 10)]
         add: usize,
+        /// Adds made to each file.
+        #[arg(long, default_value_t = 10)]
+        adds: usize,
         #[arg(long, default_value = "tests/fixtures/enriched")]
         fixtures: PathBuf,
         #[arg(long)]
@@ -117,6 +129,10 @@ pub enum Bench {
 
 pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
     match bench {
+        Bench::Generate { conversations, fixtures, out } => {
+            let bytes = generate_conversations(conversations, &fixtures, &out)?;
+            println!("wrote {conversations} conversations ({}) into {}", human_bytes(bytes), out.display());
+        }
         Bench::Build { conversations, fixtures, work_dir } => {
             let temp = tempfile::tempdir()?;
             let work = work_dir.unwrap_or_else(|| temp.path().to_owned());
@@ -148,10 +164,12 @@ pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
             let work = work_dir.unwrap_or_else(|| temp.path().to_owned());
             super::run_async(bench_jobs(database_url, jobs, size, rounds, fixtures, work))?;
         }
-        Bench::Add { conversations, add, fixtures, work_dir } => {
+        Bench::Add { conversations, add, adds, fixtures, work_dir } => {
             let temp = tempfile::tempdir()?;
             let work = work_dir.unwrap_or_else(|| temp.path().to_owned());
-            super::run_async(bench_add(conversations, add, fixtures, work))?;
+            for size in conversations {
+                super::run_async(bench_add(size, add, adds, &fixtures, &work.join(format!("n{size}"))))?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -457,45 +475,101 @@ async fn bench_jobs(database_url: String, jobs: usize, size: usize, rounds: usiz
     Ok(ExitCode::SUCCESS)
 }
 
-async fn bench_add(base: usize, added: usize, fixtures: PathBuf, work: PathBuf) -> anyhow::Result<ExitCode> {
+/// Files handed to the store at once by `bench add`'s import, as `lora-files import` does.
+const IMPORT_BATCH: usize = 512;
+
+async fn bench_add(base: usize, added: usize, adds: usize, fixtures: &Path, work: &Path) -> anyhow::Result<ExitCode> {
+    use lora_files_store::conversations::ImportRequest;
     use lora_files_store::{Access, Store, StoreConfig};
 
+    println!("== a file of {base} conversations, {adds} adds of {added}");
     let inputs = work.join("inputs");
-    generate_conversations(base + added, &fixtures, &inputs)?;
+    let generated = generate_conversations(base + added * adds, fixtures, &inputs)?;
     let mut files = lora_files_format::input::collect_input_files(std::slice::from_ref(&inputs))?;
     files.sort();
-    let mut config = StoreConfig::new(work.join("data"));
+    println!("generated {} conversations ({})", files.len(), human_bytes(generated));
+    let data = work.join("data");
+    let mut config = StoreConfig::new(&data);
     config.target_model = Some("bench-model".into());
-    // 10 000 conversations make a ~550 MB JSON, over the default object limit.
-    config.max_object_bytes = 4 << 30;
+    config.max_object_bytes = 64 << 30;
     let store = Store::open(config, Access::Service).await?;
     let owner = store.users().add("bench@example.com", None).await?.id;
+
     let started = Instant::now();
     let mut ids = Vec::with_capacity(files.len());
-    for file in &files {
-        let imported = store.conversations().import_enriched(&owner, &file.display().to_string(), std::fs::read(file)?.into()).await?;
-        ids.push(imported.record().conversation_id.clone());
+    for batch in files.chunks(IMPORT_BATCH) {
+        let mut requests = Vec::with_capacity(batch.len());
+        for file in batch {
+            requests.push(ImportRequest::new(file.display().to_string(), std::fs::read(file)?));
+        }
+        for answer in store.conversations().import_many(&owner, requests).await {
+            ids.push(answer?.record().conversation_id.clone());
+        }
     }
-    println!("imported {} conversations in {:.2} s", ids.len(), started.elapsed().as_secs_f64());
+    let import_seconds = started.elapsed().as_secs_f64();
 
+    // The offline engine on the same conversations, then the service.
+    let options = BuildOptions { name: "bench".into(), description: None, target_model: Some("bench-model".into()), vertical: None, jsonl_meta: false, now: chrono::Utc::now() };
+    settle(&work.join("out"))?;
+    let started = Instant::now();
+    build::build(&files[..base], &work.join("out"), &options, |_| {})?;
+    let build_seconds = started.elapsed().as_secs_f64();
+    std::fs::remove_dir_all(work.join("out"))?;
     let started = Instant::now();
     let file = store.training_files().create(&owner, "bench", None, &ids[..base]).await?;
     let create_seconds = started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    let file = store.training_files().add(&owner, &file.id, &ids[base..]).await?;
-    let add_seconds = started.elapsed().as_secs_f64();
 
-    let options = BuildOptions { name: "bench".into(), description: None, target_model: Some("bench-model".into()), vertical: None, jsonl_meta: false, now: chrono::Utc::now() };
-    let started = Instant::now();
-    build::build(&[inputs], &work.join("out"), &options, |_| {})?;
-    let build_seconds = started.elapsed().as_secs_f64();
+    let objects = data.join("objects").join("training-files").join(&file.id);
+    let mut add_seconds = Vec::with_capacity(adds);
+    let mut add_bytes = Vec::with_capacity(adds);
+    let mut latest = file;
+    for round in 0..adds {
+        let before = tree_bytes(&objects)?;
+        let chunk = &ids[base + round * added..base + (round + 1) * added];
+        let started = Instant::now();
+        latest = store.training_files().add(&owner, &latest.id, chunk).await?;
+        add_seconds.push(started.elapsed().as_secs_f64());
+        add_bytes.push(tree_bytes(&objects)?.saturating_sub(before));
+    }
+    let stored = tree_bytes(&objects)?;
+    let latest_size = latest.json_file_size.unwrap_or(0) as u64 + latest.jsonl_file_size.unwrap_or(0) as u64;
+    add_seconds.sort_by(f64::total_cmp);
+    add_bytes.sort();
+    store.close().await;
 
-    println!("file:            {} conversations, {} after the add", base, file.conversation_count);
-    println!("json / jsonl:    {} / {}", human_bytes(file.json_file_size.unwrap_or(0) as u64), human_bytes(file.jsonl_file_size.unwrap_or(0) as u64));
-    println!("create (store):  {create_seconds:.2} s for {base} conversations");
-    println!("add {added}:          {add_seconds:.3} s");
-    println!("full build:      {build_seconds:.2} s for {} conversations (lora-files build)", base + added);
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    let slowest = add_seconds.last().copied().unwrap_or(0.0);
+    println!("import:          {} files in {import_seconds:.2} s, {:.0} files/s (goal >= 3000: {})", files.len(), files.len() as f64 / import_seconds, verdict(files.len() as f64 / import_seconds >= 3000.0));
+    println!("create:          {create_seconds:.2} s; lora-files build of the same {base}: {build_seconds:.2} s; create / build {:.2} (goal <= 1.5: {})", create_seconds / build_seconds, verdict(create_seconds / build_seconds <= 1.5));
+    println!(
+        "add {added}:          median {:.3} s, slowest {slowest:.3} s of {adds} (goal <= 0.2 s: {})",
+        add_seconds[add_seconds.len() / 2],
+        verdict(slowest <= 0.2)
+    );
+    println!("bytes written:   median {} per add of {added} (largest {})", human_bytes(add_bytes[add_bytes.len() / 2]), human_bytes(*add_bytes.last().unwrap_or(&0)));
+    println!(
+        "storage:         {} for the file after {adds} adds; latest version {} (JSON + JSONL); ratio {:.2} (goal <= 1.2: {})",
+        human_bytes(stored),
+        human_bytes(latest_size),
+        stored as f64 / latest_size as f64,
+        verdict(stored as f64 <= 1.2 * latest_size as f64)
+    );
+    std::fs::remove_dir_all(work)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Bytes of the files under `dir` (a file's objects on the local disk).
+fn tree_bytes(dir: &Path) -> anyhow::Result<u64> {
+    let mut total = 0;
+    if !dir.exists() {
+        return Ok(0);
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        total += if kind.is_dir() { tree_bytes(&entry.path())? } else { entry.metadata()?.len() };
+    }
+    Ok(total)
 }
 
 async fn bench_ui(count: usize, fixtures: PathBuf, scaffolding: PathBuf, rounds: usize, work: PathBuf) -> anyhow::Result<ExitCode> {

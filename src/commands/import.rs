@@ -12,6 +12,10 @@ use lora_files_store::{Access, Store, StoreError};
 
 use super::StoreArgs;
 
+/// Files read and handed to the store at once: bounds memory, amortises
+/// the catalogue's transaction.
+const IMPORT_BATCH: usize = 512;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Conversation files, or folders of them (recursive *.json): raw LLM
@@ -51,57 +55,67 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     for problem in &gathered.problems {
         eprintln!("{problem}");
     }
+    // Files go to the store in batches: enriched ones are stored together
+    // (one transaction per batch), the rest one by one, each answered in order.
     // On a terminal only; lines printed meanwhile go above it.
     let bar = if std::io::stderr().is_terminal() { ProgressBar::new(files.len() as u64) } else { ProgressBar::hidden() };
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} files, {eta} left").expect("static template"));
-    for file in &files {
-        bar.inc(1);
-        let bytes = match std::fs::read(file) {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                bar.suspend(|| eprintln!("{}: {error}", file.display()));
-                failed += 1;
-                continue;
-            }
-        };
-        let request = ImportRequest {
-            scaffolding: scaffolding.clone(),
-            conversation_id: args.conversation_id.clone(),
-            keep_unparsable: true,
-            ..ImportRequest::new(file.display().to_string(), bytes.clone())
-        };
-        match store.conversations().import(&owner, request).await {
-            Ok(Imported::New(record)) if record.parse_error.is_some() => {
-                review += 1;
-                // Where it broke, as `validate` says it: line, column and JSON path.
-                let place = match lora_files_format::enrich::source::parse(&bytes) {
-                    Err(error) => {
-                        let path = lora_files_format::position::path_at(&bytes, error.offset);
-                        format!("{}:{}: {path}: {}", error.position.line, error.position.column, error.message)
-                    }
-                    Ok(_) => record.parse_error.clone().unwrap_or_default(),
-                };
-                bar.suspend(|| eprintln!("{}:{place} (not valid JSON, kept for review as {})", file.display(), record.conversation_id));
-            }
-            Ok(Imported::New(record)) => {
-                imported += 1;
-                bar.suspend(|| println!("imported {} from {} ({}, {})", record.conversation_id, file.display(), record.source_stage, record.enrichment_status));
-            }
-            Ok(Imported::Unchanged(record)) => {
-                unchanged += 1;
-                bar.suspend(|| println!("unchanged {} ({} was imported before)", record.conversation_id, file.display()));
-            }
-            Err(StoreError::InvalidSource { path, errors }) => {
-                failed += 1;
-                for error in errors {
-                    bar.suspend(|| eprintln!("{path}:{error}"));
+    for batch in files.chunks(IMPORT_BATCH) {
+        let mut read = Vec::with_capacity(batch.len());
+        for file in batch {
+            match std::fs::read(file) {
+                Ok(bytes) => read.push((file, bytes::Bytes::from(bytes))),
+                Err(error) => {
+                    bar.suspend(|| eprintln!("{}: {error}", file.display()));
+                    failed += 1;
                 }
             }
-            Err(error) => {
-                failed += 1;
-                bar.suspend(|| eprintln!("{}: {error}", file.display()));
+        }
+        let requests = read
+            .iter()
+            .map(|(file, bytes)| ImportRequest {
+                scaffolding: scaffolding.clone(),
+                conversation_id: args.conversation_id.clone(),
+                keep_unparsable: true,
+                ..ImportRequest::new(file.display().to_string(), bytes.clone())
+            })
+            .collect();
+        let answers = store.conversations().import_many(&owner, requests).await;
+        for ((file, bytes), answer) in read.iter().zip(answers) {
+            match answer {
+                Ok(Imported::New(record)) if record.parse_error.is_some() => {
+                    review += 1;
+                    // Where it broke, as `validate` says it: line, column and JSON path.
+                    let place = match lora_files_format::enrich::source::parse(bytes) {
+                        Err(error) => {
+                            let path = lora_files_format::position::path_at(bytes, error.offset);
+                            format!("{}:{}: {path}: {}", error.position.line, error.position.column, error.message)
+                        }
+                        Ok(_) => record.parse_error.clone().unwrap_or_default(),
+                    };
+                    bar.suspend(|| eprintln!("{}:{place} (not valid JSON, kept for review as {})", file.display(), record.conversation_id));
+                }
+                Ok(Imported::New(record)) => {
+                    imported += 1;
+                    bar.suspend(|| println!("imported {} from {} ({}, {})", record.conversation_id, file.display(), record.source_stage, record.enrichment_status));
+                }
+                Ok(Imported::Unchanged(record)) => {
+                    unchanged += 1;
+                    bar.suspend(|| println!("unchanged {} ({} was imported before)", record.conversation_id, file.display()));
+                }
+                Err(StoreError::InvalidSource { path, errors }) => {
+                    failed += 1;
+                    for error in errors {
+                        bar.suspend(|| eprintln!("{path}:{error}"));
+                    }
+                }
+                Err(error) => {
+                    failed += 1;
+                    bar.suspend(|| eprintln!("{}: {error}", file.display()));
+                }
             }
         }
+        bar.inc(batch.len() as u64);
     }
     bar.finish_and_clear();
     println!("{imported} imported, {unchanged} unchanged, {review} kept for review, {failed} failed");

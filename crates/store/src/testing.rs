@@ -86,13 +86,16 @@ impl TestStore {
     /// fixtures under new ids); returns their conversation ids.
     pub async fn import_copies(&self, owner: &str, count: usize) -> Vec<String> {
         let templates = enriched_templates();
-        let mut ids = Vec::new();
+        let mut ids = Vec::with_capacity(count);
+        let mut requests = Vec::with_capacity(count);
         for i in 0..count {
             let (old_id, text) = &templates[i % templates.len()];
             let new_id = uuid::Uuid::new_v4().to_string();
-            let bytes = Bytes::from(text.replace(old_id.as_str(), &new_id));
-            self.store.conversations().import_enriched(owner, &format!("copy-{i}.json"), bytes).await.unwrap();
+            requests.push(crate::conversations::ImportRequest::new(format!("copy-{i}.json"), Bytes::from(text.replace(old_id.as_str(), &new_id))));
             ids.push(new_id);
+        }
+        for answer in self.store.conversations().import_many(owner, requests).await {
+            answer.unwrap();
         }
         ids
     }

@@ -253,13 +253,25 @@ async fn removing_a_conversation_writes_a_version_without_it(t: &TestStore) {
     assert_eq!(versions.last().unwrap().change, "remove");
 }
 
+/// Deleting a file removes every segment it wrote (through all its
+/// versions) and nothing another file or a conversation uses.
 async fn delete_removes_the_file_and_its_objects(t: &TestStore) {
-    let ids = t.import_copies(&t.alice, 2).await;
-    let file = t.store.training_files().create(&t.alice, "gone", None, &ids).await.unwrap();
+    let ids = t.import_copies(&t.alice, 3).await;
+    let file = t.store.training_files().create(&t.alice, "gone", None, &ids[..2]).await.unwrap();
+    t.store.training_files().add(&t.alice, &file.id, &ids[2..]).await.unwrap();
+    t.store.training_files().remove(&t.alice, &file.id, &ids[0]).await.unwrap();
+    let other = t.store.training_files().create(&t.alice, "kept", None, &ids).await.unwrap();
+    let kept = (t.download(&t.alice, &other.id, DownloadFormat::Json, None).await, t.download(&t.alice, &other.id, DownloadFormat::Jsonl, None).await);
     assert!(!t.objects(&format!("training-files/{}", file.id)).await.is_empty());
     t.store.training_files().delete(&t.alice, &file.id).await.unwrap();
     assert!(matches!(t.store.training_files().get(&t.alice, &file.id).await, Err(StoreError::NotFound)));
     assert!(t.objects(&format!("training-files/{}", file.id)).await.is_empty());
+    assert_eq!(kept, (t.download(&t.alice, &other.id, DownloadFormat::Json, None).await, t.download(&t.alice, &other.id, DownloadFormat::Jsonl, None).await));
+    for id in &ids {
+        assert!(t.store.conversations().enriched_bytes(&t.alice, id).await.unwrap().is_some(), "the conversations stay");
+    }
+    let report = t.admin().await.doctor(false, chrono::Duration::zero()).await;
+    assert!(report.healthy() && report.orphans.is_empty(), "{report:#?}");
 }
 
 async fn other_users_cannot_see_add_to_download_or_delete(t: &TestStore) {

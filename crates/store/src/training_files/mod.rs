@@ -21,7 +21,7 @@ pub(crate) mod manifest;
 mod queries;
 mod requested;
 mod segments;
-mod sql;
+pub(crate) mod sql;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};

@@ -9,12 +9,15 @@ use sha2::{Digest, Sha256};
 
 use lora_files_format::enrich::reference::input_parameters;
 use lora_files_format::enrich::source::{self, Stage};
-use lora_files_format::input::read_enriched_bytes;
 use lora_files_format::{Diagnostic, Findings, JsonPath, Severity};
 
 use crate::records::{ConversationRecord, Page, CONVERSATION_COLUMNS};
 use crate::scaffolding::{require_known, ScaffoldingKeys};
 use crate::{new_id, now_text, Store, StoreError};
+
+mod batch;
+
+use batch::Enriched;
 
 /// What an import did.
 #[derive(Clone, Debug, PartialEq)]
@@ -207,7 +210,8 @@ impl<'s> Conversations<'s> {
         .bind(pending.stage)
         .bind(&pending.parse_error)
         .execute(&mut *tx)
-        .await;
+        .await
+        .map(drop);
         self.finish_insert(owner, &pending.conversation_id, &sha256, &key, tx, inserted).await
     }
 
@@ -239,7 +243,7 @@ impl<'s> Conversations<'s> {
         sha256: &str,
         key: &str,
         tx: crate::catalogue::Transaction,
-        inserted: Result<sqlx::any::AnyQueryResult, sqlx::Error>,
+        inserted: Result<(), sqlx::Error>,
     ) -> Result<Imported, StoreError> {
         let failed = match inserted {
             Ok(_) => match tx.commit().await {
@@ -271,46 +275,14 @@ impl<'s> Conversations<'s> {
 
     /// Imports one enriched conversation file for `owner`. `source` names it in errors.
     pub async fn import_enriched(self, owner: &str, source: &str, bytes: Bytes) -> Result<Imported, StoreError> {
-        let (conversation, _warnings) = read_enriched_bytes(&bytes).map_err(|findings| StoreError::InvalidSource {
-            path: source.to_owned(),
-            errors: findings.into_iter().filter(|d| d.is_error()).collect(),
-        })?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
-        if let Some(existing) = self.get(owner, &conversation.conversation_id).await? {
-            return judge_reimport(existing, &sha256);
+        let enriched = Enriched::read(owner, source, bytes)?;
+        if let Some(existing) = self.get(owner, &enriched.conversation_id).await? {
+            return judge_reimport(existing, &enriched.sha256);
         }
-        let key = format!("conversations/{owner}/{}/enriched-{}.json", conversation.conversation_id, &sha256[..12]);
-        if !self.store.blobs.exists(&key).await? {
-            self.store.blobs.put_new(&key, bytes.clone()).await?;
-        }
-        let figures = conversation.figures();
-        let keys = conversation.scaffolding.keys();
-        crate::refuse_nul_keys(&keys, ["persona_key", "emotional_arc_key", "training_topic_key"])?;
-        let now = now_text();
+        enriched.store_object(self.store).await?;
         let mut tx = self.store.catalogue.begin_as(owner).await?;
-        let inserted = sqlx::query(
-            "INSERT INTO conversations (id, conversation_id, owner_id, enrichment_status, enriched_file_path, enriched_file_size, \
-             enriched_sha256, persona_key, emotional_arc_key, topic_key, scaffolding_snapshot, quality_score, turn_count, \
-             pair_count, created_at, updated_at, source_path, source_sha256, source_stage, enriched_at) \
-             VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $4, $6, 'enriched', $14)",
-        )
-        .bind(new_id())
-        .bind(&conversation.conversation_id)
-        .bind(owner)
-        .bind(&key)
-        .bind(bytes.len() as i64)
-        .bind(&sha256)
-        .bind(&keys.persona)
-        .bind(&keys.emotional_arc)
-        .bind(&keys.training_topic)
-        .bind(snapshot(conversation.input_parameters.as_ref(), None))
-        .bind(figures.quality_score.map(lora_files_format::quality::round2))
-        .bind(figures.turns as i64)
-        .bind(figures.training_pairs as i64)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await;
-        self.finish_insert(owner, &conversation.conversation_id, &sha256, &key, tx, inserted).await
+        let inserted = batch::insert_enriched(&mut tx, owner, std::slice::from_ref(&enriched), &now_text()).await;
+        self.finish_insert(owner, &enriched.conversation_id, &enriched.sha256, &enriched.key, tx, inserted).await
     }
 
     /// The conversation `conversation_id` of `owner`.
