@@ -111,6 +111,10 @@ run_browser_test() {
   "$bin" user add browser@example.com --password "a browser test password" --data-dir "$data" >/dev/null
   "$bin" scaffolding load --bundled --data-dir "$data" >/dev/null
   "$bin" import tests/fixtures/enriched --data-dir "$data" >/dev/null
+  # 5 000 more (copies of the fixtures under new ids), imported in bulk, for
+  # the page that follows a long create's progress.
+  python3 tests/ui/copies.py tests/fixtures/enriched "$data/copies" 5000
+  "$bin" import "$data/copies" --data-dir "$data" >/dev/null
   "$bin" serve --data-dir "$data" --listen "127.0.0.1:$port" >"$data/serve.log" 2>&1 &
   local server=$!
   STARTED_PIDS+=("$server")

@@ -35,6 +35,8 @@ enum Command {
     Import(commands::import::Args),
     /// Enrich imported raw or parsed conversations into v4 files.
     Enrich(commands::enrich::Args),
+    /// Create a training file from imported conversations as a background job, with a progress bar.
+    Create(commands::create::Args),
     /// Curate imported conversations (delete).
     #[command(subcommand)]
     Conversation(commands::conversation::ConversationCommand),
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(args),
         Command::Import(args) => commands::run_async(commands::import::run(args)),
         Command::Enrich(args) => commands::run_async(commands::enrich::run(args)),
+        Command::Create(args) => commands::run_async(commands::create::run(args)),
         Command::Conversation(command) => commands::run_async(commands::conversation::run(command)),
         Command::Scaffolding(command) => commands::run_async(commands::scaffolding::run(command)),
         Command::User(command) => commands::run_async(commands::user::run(command)),

@@ -345,3 +345,35 @@ fn conversations_are_deleted_by_id_in_any_case() {
     let doctor = dir(&["doctor"]);
     assert!(doctor.status.success(), "its objects went with it: {}", text(&doctor.stdout));
 }
+
+#[test]
+fn create_queues_a_job_runs_it_and_exits_non_zero_when_refused() {
+    let data = tempfile::tempdir().unwrap();
+    assert!(with_data_dir(&["user", "add", "coach@example.com", "--password", "a long password"], data.path()).status.success());
+    let imported = with_data_dir(&["import", fixtures().join("enriched").to_str().unwrap()], data.path());
+    assert!(imported.status.success(), "{}", text(&imported.stderr));
+    let ids: Vec<String> = text(&imported.stdout).lines().filter_map(|l| l.strip_prefix("imported ")).map(|l| l.split_whitespace().next().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), 7, "{}", text(&imported.stdout));
+    let list = data.path().join("ids.txt");
+    std::fs::write(&list, format!("# the first three\n{}\n\n{}\n{}\n", ids[0], ids[1], ids[2])).unwrap();
+
+    let created = with_data_dir(&["create", "From a list", "--from", list.to_str().unwrap()], data.path());
+    assert_eq!(created.status.code(), Some(0), "{}", text(&created.stderr));
+    assert!(text(&created.stdout).starts_with("created \"From a list\" ("), "{}", text(&created.stdout));
+    assert!(text(&created.stdout).contains("version 1, 3 conversations"), "{}", text(&created.stdout));
+    assert!(!text(&created.stderr).contains("conversations,"), "no progress bar when stderr is not a terminal: {}", text(&created.stderr));
+    let by_args = with_data_dir(&["create", "From args", &ids[3], &ids[4]], data.path());
+    assert!(text(&by_args.stdout).contains("version 1, 2 conversations"), "{}", text(&by_args.stderr));
+
+    // Refusals exit 1 naming what is wrong, and queue nothing.
+    let taken = with_data_dir(&["create", "From a list", &ids[5]], data.path());
+    assert_eq!(taken.status.code(), Some(1));
+    assert!(text(&taken.stderr).contains("\"From a list\" already exists"), "{}", text(&taken.stderr));
+    std::fs::write(&list, format!("{}\nnot-an-id\n", ids[0])).unwrap();
+    let bad = with_data_dir(&["create", "Bad list", "--from", list.to_str().unwrap()], data.path());
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad.stderr).contains(&format!("{}:2: \"not-an-id\" is not a conversation id", list.display())), "{}", text(&bad.stderr));
+    let unknown = with_data_dir(&["create", "Unknown", "00000000-0000-4000-8000-000000000000"], data.path());
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(text(&unknown.stderr).contains("00000000-0000-4000-8000-000000000000"), "{}", text(&unknown.stderr));
+}

@@ -12,6 +12,26 @@ use super::human_bytes;
 
 #[derive(clap::Subcommand)]
 pub enum Bench {
+    /// Jobs per second drained by 1 and 2 workers, and a queued create against a direct one
+    /// (PostgreSQL at --database-url, a throwaway database; local disk).
+    Jobs {
+        /// The catalogue (PostgreSQL), e.g. postgres://postgres@127.0.0.1:5432/lora_files_bench.
+        #[arg(long)]
+        database_url: String,
+        /// Jobs queued for each worker count (creates of --size conversations).
+        #[arg(long, default_value_t = 100)]
+        jobs: usize,
+        /// Conversations per created file.
+        #[arg(long, default_value_t = 5)]
+        size: usize,
+        /// Creates timed each way for the overhead figure.
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+        #[arg(long, default_value = "tests/fixtures/enriched")]
+        fixtures: PathBuf,
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
     /// Write N enriched conversations (copies of the bundled examples under new
     /// ids, 1 000 per sub-folder) into OUT, for scripts/scale.sh and your own trials.
     Generate {
@@ -138,6 +158,11 @@ pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
             let temp = tempfile::tempdir()?;
             let work = work_dir.unwrap_or_else(|| temp.path().to_owned());
             super::run_async(bench_ui(conversations, fixtures, scaffolding, rounds, work))?;
+        }
+        Bench::Jobs { database_url, jobs, size, rounds, fixtures, work_dir } => {
+            let temp = tempfile::tempdir()?;
+            let work = work_dir.unwrap_or_else(|| temp.path().to_owned());
+            super::run_async(bench_jobs(database_url, jobs, size, rounds, fixtures, work))?;
         }
         Bench::Add { conversations, add, adds, fixtures, work_dir } => {
             let temp = tempfile::tempdir()?;
@@ -390,6 +415,64 @@ fn bench_export(count: usize, format: ExportFormat, fixtures: &Path, work: &Path
         println!("tokens:          {tokens}");
     }
     Ok(())
+}
+
+async fn bench_jobs(database_url: String, jobs: usize, size: usize, rounds: usize, fixtures: PathBuf, work: PathBuf) -> anyhow::Result<ExitCode> {
+    use lora_files_store::jobs::worker::{WorkerSettings, Workers};
+    use lora_files_store::{Access, JobState, Store, StoreConfig};
+
+    let inputs = work.join("inputs");
+    generate_conversations(size, &fixtures, &inputs)?;
+    let files = lora_files_format::input::collect_input_files(std::slice::from_ref(&inputs))?;
+    let mut config = StoreConfig::new(work.join("data"));
+    config.database_url = Some(database_url);
+    config.target_model = Some("bench-model".into());
+    let store = Store::open(config, Access::Service).await?;
+    // A fresh user per run, so runs on the same database do not meet.
+    let owner = store.users().add(&format!("bench-{}@example.com", uuid::Uuid::new_v4().simple()), None).await?.id;
+    let mut ids = Vec::with_capacity(files.len());
+    for file in &files {
+        let imported = store.conversations().import_enriched(&owner, &file.display().to_string(), std::fs::read(file)?.into()).await?;
+        ids.push(imported.record().conversation_id.clone());
+    }
+    let settings = |workers| WorkerSettings { workers, ..WorkerSettings::default() };
+    let mut name = 0;
+    let mut next_name = || {
+        name += 1;
+        format!("bench {name}")
+    };
+    println!("{jobs} queued creates of {size} conversations each, drained by in-process workers (as `serve` or `lora-files worker` run them):");
+    for workers in [1, 2] {
+        let mut queued = Vec::with_capacity(jobs);
+        for _ in 0..jobs {
+            queued.push(store.jobs().enqueue_create(&owner, &next_name(), None, &ids).await?.0.id);
+        }
+        let started = Instant::now();
+        let running = Workers::spawn(store.clone(), settings(workers), None);
+        for id in &queued {
+            let job = store.jobs().wait(&owner, id, std::time::Duration::from_secs(600)).await?;
+            anyhow::ensure!(job.state == JobState::Succeeded, "job {id} {}: {:?}", job.state.as_str(), job.error);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        running.shutdown().await;
+        println!("  {workers} worker(s): {seconds:.2} s, {:.1} jobs/s", jobs as f64 / seconds);
+    }
+    let (mut direct, mut through_queue) = (0.0, 0.0);
+    let running = Workers::spawn(store.clone(), settings(1), None);
+    for _ in 0..rounds {
+        let started = Instant::now();
+        store.training_files().create(&owner, &next_name(), None, &ids).await?;
+        direct += started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let (job, _) = store.jobs().enqueue_create(&owner, &next_name(), None, &ids).await?;
+        let job = store.jobs().wait(&owner, &job.id, std::time::Duration::from_secs(600)).await?;
+        anyhow::ensure!(job.state == JobState::Succeeded, "job {} {}: {:?}", job.id, job.state.as_str(), job.error);
+        through_queue += started.elapsed().as_secs_f64();
+    }
+    running.shutdown().await;
+    let (direct, through_queue) = (direct / rounds as f64 * 1000.0, through_queue / rounds as f64 * 1000.0);
+    println!("create of {size} conversations, mean of {rounds}: direct {direct:.1} ms, queued (enqueue, an idle worker's claim, wait) {through_queue:.1} ms, overhead {:.1} ms", through_queue - direct);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Files handed to the store at once by `bench add`'s import, as `lora-files import` does.

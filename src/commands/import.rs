@@ -1,9 +1,11 @@
 //! `lora-files import`: conversation files at any stage (raw LLM output,
 //! parsed, enriched) into the catalogue and storage.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use indicatif::{ProgressBar, ProgressStyle};
 use lora_files_store::conversations::{ImportRequest, Imported};
 use lora_files_store::scaffolding::ScaffoldingKeys;
 use lora_files_store::{Access, Store, StoreError};
@@ -55,13 +57,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     // Files go to the store in batches: enriched ones are stored together
     // (one transaction per batch), the rest one by one, each answered in order.
+    // On a terminal only; lines printed meanwhile go above it.
+    let bar = if std::io::stderr().is_terminal() { ProgressBar::new(files.len() as u64) } else { ProgressBar::hidden() };
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} files, {eta} left").expect("static template"));
     for batch in files.chunks(IMPORT_BATCH) {
         let mut read = Vec::with_capacity(batch.len());
         for file in batch {
             match std::fs::read(file) {
                 Ok(bytes) => read.push((file, bytes::Bytes::from(bytes))),
                 Err(error) => {
-                    eprintln!("{}: {error}", file.display());
+                    bar.suspend(|| eprintln!("{}: {error}", file.display()));
                     failed += 1;
                 }
             }
@@ -88,29 +93,31 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                         }
                         Ok(_) => record.parse_error.clone().unwrap_or_default(),
                     };
-                    eprintln!("{}:{place} (not valid JSON, kept for review as {})", file.display(), record.conversation_id);
+                    bar.suspend(|| eprintln!("{}:{place} (not valid JSON, kept for review as {})", file.display(), record.conversation_id));
                 }
                 Ok(Imported::New(record)) => {
                     imported += 1;
-                    println!("imported {} from {} ({}, {})", record.conversation_id, file.display(), record.source_stage, record.enrichment_status);
+                    bar.suspend(|| println!("imported {} from {} ({}, {})", record.conversation_id, file.display(), record.source_stage, record.enrichment_status));
                 }
                 Ok(Imported::Unchanged(record)) => {
                     unchanged += 1;
-                    println!("unchanged {} ({} was imported before)", record.conversation_id, file.display());
+                    bar.suspend(|| println!("unchanged {} ({} was imported before)", record.conversation_id, file.display()));
                 }
                 Err(StoreError::InvalidSource { path, errors }) => {
                     failed += 1;
                     for error in errors {
-                        eprintln!("{path}:{error}");
+                        bar.suspend(|| eprintln!("{path}:{error}"));
                     }
                 }
                 Err(error) => {
                     failed += 1;
-                    eprintln!("{}: {error}", file.display());
+                    bar.suspend(|| eprintln!("{}: {error}", file.display()));
                 }
             }
         }
+        bar.inc(batch.len() as u64);
     }
+    bar.finish_and_clear();
     println!("{imported} imported, {unchanged} unchanged, {review} kept for review, {failed} failed");
     Ok(if failed + review > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod build;
 pub mod conversation;
+pub mod create;
 pub mod doctor;
 pub mod enrich;
 pub mod export;

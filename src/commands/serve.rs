@@ -23,6 +23,12 @@ pub struct Args {
     /// Most conversation ids one request may name.
     #[arg(long, env = "LORA_FILES_MAX_IDS_PER_REQUEST", default_value_t = 10_000)]
     max_ids_per_request: usize,
+    /// How long a create, add or remove waits for its job before it answers 202 with the job, in seconds.
+    #[arg(long, env = "LORA_FILES_SYNC_WAIT", default_value_t = 30)]
+    sync_wait: u64,
+    /// Serve `GET /metrics` (Prometheus text format; aggregates only, no token needed).
+    #[arg(long, env = "LORA_FILES_METRICS")]
+    metrics: bool,
     #[command(flatten)]
     worker: super::worker::WorkerArgs,
     #[command(flatten)]
@@ -50,10 +56,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut settings = Settings::new();
     settings.max_body_bytes = args.max_body_bytes;
     settings.max_ids_per_request = args.max_ids_per_request;
-    let app = lora_files_server::app(AppState::new(store.clone(), &secret, settings));
+    settings.sync_wait = std::time::Duration::from_secs(args.sync_wait);
+    settings.job_workers = args.worker.workers;
+    settings.metrics = args.metrics;
+    let state = AppState::new(store.clone(), &secret, settings);
+    let on_finished = state.metrics.on_finished();
+    let app = lora_files_server::app(state);
     tracing::info!(%address, catalogue = %store.describe_catalogue(), "lora-files is serving");
     println!("lora-files is serving on http://{address} (web UI at /, API under /api, OpenAPI at /api/openapi.json)");
-    let workers = lora_files_store::jobs::worker::Workers::spawn(store.clone(), args.worker.settings(), None);
+    let workers = lora_files_store::jobs::worker::Workers::spawn(store.clone(), args.worker.settings(), Some(on_finished));
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(shutdown_signal()).await?;
     workers.shutdown().await;
     tracing::info!("stopped");

@@ -102,6 +102,34 @@ def fetch(url, cookie=None, token=None):
         return response.read()
 
 
+def watch_a_big_create(driver, base, email, password):
+    """A create of 5 000 conversations, queued through the API, followed on
+    the file's page: the bar moves (screenshot mid-way), then the page shows
+    the finished file."""
+    token_request = urllib.request.Request(base + "/api/auth/token", data=json.dumps({"email": email, "password": password}).encode(), headers={"Content-Type": "application/json"})
+    token = json.loads(urllib.request.urlopen(token_request).read())["access_token"]
+    ids, cursor = [], None
+    while len(ids) < 5000:
+        page = json.loads(fetch(f"{base}/api/conversations?enrichment_status=completed&limit=500" + (f"&cursor={cursor}" if cursor else ""), token=token))
+        ids += [c["conversation_id"] for c in page["conversations"]]
+        cursor = page["next_cursor"]
+        check(cursor or len(ids) >= 5000, f"5 000 enriched conversations to create from, found {len(ids)}")
+    body = json.dumps({"name": "Five thousand", "conversation_ids": ids[:5000]}).encode()
+    request = urllib.request.Request(base + "/api/training-files", data=body, headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}", "Prefer": "respond-async"})
+    response = urllib.request.urlopen(request)
+    check(response.status == 202, f"Prefer: respond-async answers 202, not {response.status}")
+    accepted = json.loads(response.read())
+    driver.get(f"{base}/training-files/{accepted['trainingFile']['id']}")
+    check(driver.find_elements(By.CSS_SELECTOR, "[data-job] progress"), "the file's page shows the job's bar")
+    WebDriverWait(driver, 120, poll_frequency=0.05).until(
+        lambda d: any(0 < int(b.get_attribute("value") or 0) < 5000 for b in d.find_elements(By.CSS_SELECTOR, "[data-job-bar]"))
+    )
+    check("conversations" in driver.find_element(By.CSS_SELECTOR, "[data-job]").text, "the job's figures are shown")
+    driver.save_screenshot(os.path.join(SHOTS, "job-progress-1280.png"))
+    WebDriverWait(driver, 170).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "[data-job]") and "5000" in main_text(d))
+    check("active" in main_text(driver), "the page shows the finished file without a manual reload")
+
+
 def main(base, email, password, raw_path):
     driver = browser()
     try:
@@ -202,6 +230,8 @@ def main(base, email, password, raw_path):
         shoot(driver, "api-docs")
         driver.get(base + "/training-files/00000000-0000-4000-8000-000000000000")
         shoot(driver, "not-found")
+
+        watch_a_big_create(driver, base, email, password)
 
         click(driver, "Sign out", lambda d: d.current_url == base + "/")
         driver.get(base + "/conversations")

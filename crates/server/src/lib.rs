@@ -12,6 +12,8 @@ pub mod downloads;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod jobs;
+pub mod metrics;
 pub mod openapi;
 pub mod scaffolding;
 pub mod state;

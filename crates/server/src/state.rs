@@ -25,6 +25,13 @@ pub struct Settings {
     pub login_attempts_per_account: NonZeroU32,
     /// Sign-in attempts a minute from one client address.
     pub login_attempts_per_address: NonZeroU32,
+    /// How long a create, add or remove waits for its job before it answers 202 (`--sync-wait`).
+    pub sync_wait: Duration,
+    /// Workers this process runs (`--workers`); with none, changes not asked
+    /// for with `Prefer: respond-async` run in the request (see `jobs`).
+    pub job_workers: usize,
+    /// Whether `GET /metrics` answers (`--metrics`); requests are counted only then.
+    pub metrics: bool,
 }
 
 impl Default for Settings {
@@ -42,6 +49,9 @@ impl Settings {
             request_timeout: Duration::from_secs(300),
             login_attempts_per_account: NonZeroU32::new(10).expect("not zero"),
             login_attempts_per_address: NonZeroU32::new(60).expect("not zero"),
+            sync_wait: Duration::from_secs(30),
+            job_workers: 0,
+            metrics: false,
         }
     }
 }
@@ -55,6 +65,8 @@ pub struct AppState {
     pub(crate) known_users: Arc<RwLock<HashSet<String>>>,
     /// Sign-in attempts per account and per client address.
     pub logins: Arc<LoginThrottle>,
+    /// What `GET /metrics` shows.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -66,6 +78,7 @@ impl AppState {
             logins: Arc::new(LoginThrottle::new(settings.login_attempts_per_account, settings.login_attempts_per_address)),
             settings: Arc::new(settings),
             known_users: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 }

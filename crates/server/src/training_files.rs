@@ -3,7 +3,7 @@
 //! (get, rename/archive, delete, members, remove a member, versions).
 
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -14,6 +14,7 @@ use lora_files_store::{Member, TrainingFile, Version};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
+use crate::jobs;
 use crate::http::{check_id_count, page_limit, uuid_param, ApiJson, ApiQuery};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
@@ -172,12 +173,18 @@ pub async fn list_files(State(state): State<AppState>, AuthUser(user): AuthUser,
 
 /// Creates a training file from enriched conversations.
 #[utoipa::path(post, path = "/api/training-files", tag = "training files", request_body = CreateRequest,
-    responses((status = 201, body = TrainingFileBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn create_file(State(state): State<AppState>, AuthUser(user): AuthUser, ApiJson(request): ApiJson<CreateRequest>) -> ApiResult<(StatusCode, Json<TrainingFileBody>)> {
+    params(("Prefer" = Option<String>, Header, description = "`respond-async`: answer 202 with the job at once")),
+    responses((status = 201, body = TrainingFileBody), (status = 202, body = crate::jobs::JobAccepted, description = "Still running: follow `Location` (/api/jobs/{id})"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody, description = "The job failed (`job_failed`)")), security(("bearer" = [])))]
+pub async fn create_file(State(state): State<AppState>, AuthUser(user): AuthUser, headers: HeaderMap, ApiJson(request): ApiJson<CreateRequest>) -> ApiResult<Response> {
     check_id_count(&state, &request.conversation_ids)?;
-    let file = state.store.training_files().create(&user, &request.name, request.description.as_deref(), &request.conversation_ids).await?;
-    Ok((StatusCode::CREATED, Json(file.into())))
+    if !jobs::queued(&state, &headers) {
+        let file = state.store.training_files().create(&user, &request.name, request.description.as_deref(), &request.conversation_ids).await?;
+        return Ok((StatusCode::CREATED, Json(TrainingFileBody::from(file))).into_response());
+    }
+    let (job, _) = state.store.jobs().enqueue_create(&user, &request.name, request.description.as_deref(), &request.conversation_ids).await?;
+    jobs::answer(&state, &user, job, StatusCode::CREATED, &headers).await
 }
 
 /// One training file.
@@ -207,13 +214,18 @@ pub async fn delete_file(State(state): State<AppState>, AuthUser(user): AuthUser
 }
 
 /// Adds conversations as a new version; refused whole if any is already in the file.
-#[utoipa::path(post, path = "/api/training-files/{id}/add-conversations", tag = "training files", params(("id" = String, Path, format = Uuid)), request_body = AddRequest,
-    responses((status = 200, body = TrainingFileBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+#[utoipa::path(post, path = "/api/training-files/{id}/add-conversations", tag = "training files",
+    params(("id" = String, Path, format = Uuid), ("Prefer" = Option<String>, Header, description = "`respond-async`: answer 202 with the job at once")), request_body = AddRequest,
+    responses((status = 200, body = TrainingFileBody), (status = 202, body = crate::jobs::JobAccepted), (status = 422, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn add_conversations(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>, ApiJson(request): ApiJson<AddRequest>) -> ApiResult<Json<TrainingFileBody>> {
+pub async fn add_conversations(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>, headers: HeaderMap, ApiJson(request): ApiJson<AddRequest>) -> ApiResult<Response> {
     let id = uuid_param("id", &id)?;
     check_id_count(&state, &request.conversation_ids)?;
-    Ok(Json(state.store.training_files().add(&user, &id, &request.conversation_ids).await?.into()))
+    if !jobs::queued(&state, &headers) {
+        return Ok(Json(TrainingFileBody::from(state.store.training_files().add(&user, &id, &request.conversation_ids).await?)).into_response());
+    }
+    let (job, _) = state.store.jobs().enqueue_add(&user, &id, &request.conversation_ids).await?;
+    jobs::answer(&state, &user, job, StatusCode::OK, &headers).await
 }
 
 /// A URL that downloads one version's JSON or JSONL for an hour, without other credentials.
@@ -244,12 +256,16 @@ pub async fn list_members(State(state): State<AppState>, AuthUser(user): AuthUse
 
 /// A new version without one conversation.
 #[utoipa::path(delete, path = "/api/training-files/{id}/conversations/{conversation_id}", tag = "training files",
-    params(("id" = String, Path, format = Uuid), ("conversation_id" = String, Path, format = Uuid)),
-    responses((status = 200, body = TrainingFileBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn remove_member(State(state): State<AppState>, AuthUser(user): AuthUser, Path((id, conversation_id)): Path<(String, String)>) -> ApiResult<Json<TrainingFileBody>> {
+    params(("id" = String, Path, format = Uuid), ("conversation_id" = String, Path, format = Uuid), ("Prefer" = Option<String>, Header, description = "`respond-async`: answer 202 with the job at once")),
+    responses((status = 200, body = TrainingFileBody), (status = 202, body = crate::jobs::JobAccepted), (status = 422, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn remove_member(State(state): State<AppState>, AuthUser(user): AuthUser, Path((id, conversation_id)): Path<(String, String)>, headers: HeaderMap) -> ApiResult<Response> {
     let id = uuid_param("id", &id)?;
     let conversation_id = uuid_param("conversation_id", &conversation_id)?;
-    Ok(Json(state.store.training_files().remove(&user, &id, &conversation_id).await?.into()))
+    if !jobs::queued(&state, &headers) {
+        return Ok(Json(TrainingFileBody::from(state.store.training_files().remove(&user, &id, &conversation_id).await?)).into_response());
+    }
+    let (job, _) = state.store.jobs().enqueue_remove(&user, &id, &conversation_id).await?;
+    jobs::answer(&state, &user, job, StatusCode::OK, &headers).await
 }
 
 /// Every version of the file, oldest first.

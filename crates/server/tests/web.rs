@@ -840,7 +840,53 @@ async fn scaffolding_is_changed_before_enrichment(t: &TestStore) {
     );
 }
 
+/// A file with a job on it shows the job's phase and a bar on its page,
+/// with a refresh link; the page's script follows the job's events with the
+/// session cookie.
+async fn a_files_page_shows_its_running_job(t: &TestStore) {
+    let mut browser = Browser::open(t).await;
+    browser.sign_in().await;
+    let ids = t.import_copies(&t.alice, 2).await;
+    let (job, file) = t.store.jobs().enqueue_create(&t.alice, "in the works", None, &ids).await.unwrap();
+    let page = browser.page(&format!("/training-files/{}", file.id)).await;
+    assert!(page.contains(&format!("data-job=\"{}\"", job.id)), "{page}");
+    assert!(page.contains("<span data-job-phase>queued</span>"), "{page}");
+    assert!(page.contains("<span data-job-done>0</span> of <span data-job-total>2</span> conversations"), "{page}");
+    assert!(page.contains("<progress data-job-bar max=\"2\" value=\"0\">"), "{page}");
+    assert!(page.contains(">Refresh</a>"), "{page}");
+    t.store.jobs().cancel(&t.alice, &job.id).await.unwrap();
+    let events = browser.get(&format!("/api/jobs/{}/events", job.id)).await;
+    assert_eq!(events.status(), StatusCode::OK);
+    let text = events.text().await.unwrap();
+    assert!(text.starts_with("event: cancelled\n"), "{text}");
+    let script = browser.get("/static/app.js").await.text().await.unwrap();
+    assert!(script.contains("new EventSource(\"/api/jobs/\""));
+    let policy = browser.get("/").await.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(policy.contains("connect-src 'self'"), "the script may open the event stream: {policy}");
+}
+
+/// With workers in the server the form's create is a job: nobody works it
+/// here, so after the form's short wait the file's page shows the job.
+async fn the_create_form_queues_a_job_when_the_server_has_workers(t: &TestStore) {
+    let mut settings = Settings::new();
+    settings.job_workers = 1;
+    let mut browser = Browser::open_with(t, settings).await;
+    browser.sign_in().await;
+    let ids = t.import_copies(&t.alice, 2).await;
+    let created = browser.post("/training-files", &[("name", "queued by form"), ("conversation_ids", &format!("{}\n{}", ids[0], ids[1]))]).await;
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    let file_page = location(&created);
+    assert!(!file_page.contains("done="), "not created yet: {file_page}");
+    let page = browser.page(&file_page).await;
+    assert!(page.contains("data-job=") && page.contains("<span data-job-state>queued</span>"), "{page}");
+    let jobs = t.store.jobs().list(&t.alice, Some(lora_files_store::JobState::Queued), None, 10).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].total, 2);
+}
+
 on_both_backends!(
+    a_files_page_shows_its_running_job,
+    the_create_form_queues_a_job_when_the_server_has_workers,
     scaffolding_is_changed_before_enrichment,
     conversations_are_deleted,
     signing_in_and_out,

@@ -29,6 +29,8 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::openapi::router())
         .merge(crate::auth::router())
         .merge(crate::training_files::router())
+        .merge(crate::jobs::router())
+        .merge(crate::metrics::router())
         .merge(crate::conversations::router())
         .merge(crate::scaffolding::router())
         .merge(crate::downloads::router())
@@ -37,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(crate::web::method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), crate::web::protect))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

@@ -197,6 +197,9 @@ async fn create_file(
     crate::http::check_id_count(&state, &ids)?;
     let name = fields.required("name", "a name")?;
     let description = fields.get("description");
+    if state.settings.job_workers > 0 {
+        return create_as_job(&state, &user, name, description, &ids).await;
+    }
     let file = state
         .store
         .training_files()
@@ -206,6 +209,27 @@ async fn create_file(
     match file {
         Ok(file) => Ok(done(&format!("/training-files/{}", file.id), "created")),
         Err(error) => Err(with_titles(&state, &user, error).await),
+    }
+}
+
+/// How long the create form waits for its job before it shows the file's
+/// page with the job's progress instead of the finished file.
+const FORM_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// With workers in this process the form's create is a job: a quick one
+/// answers as a direct create does; a long one goes to the file's page,
+/// which follows its progress.
+async fn create_as_job(state: &AppState, user: &str, name: &str, description: Option<&str>, ids: &[String]) -> WebResult {
+    let (job, file) = match state.store.jobs().enqueue_create(user, name, description, ids).await {
+        Ok(queued) => queued,
+        Err(error) => return Err(with_titles(state, user, error.into()).await),
+    };
+    let job = state.store.jobs().wait(user, &job.id, FORM_WAIT).await.map_err(ApiError::from)?;
+    let page = format!("/training-files/{}", file.id);
+    match job.state {
+        lora_files_store::JobState::Succeeded => Ok(done(&page, "created")),
+        lora_files_store::JobState::Failed => Err(ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "job_failed", job.error.unwrap_or_else(|| "the job failed".to_owned())).into()),
+        _ => Ok(see_other(&page)),
     }
 }
 
@@ -234,6 +258,7 @@ async fn file_page(
         .members(&user, &id, MEMBERS_SHOWN, None)
         .await?;
     let versions = state.store.training_files().versions(&user, &id).await?;
+    let running = state.store.jobs().list(&user, None, Some(&id), 1).await?.into_iter().find(|job| !job.is_final());
     let notice = match query.done.as_deref() {
         Some("created") => Some(format!(
             "Created {} with {}.",
@@ -277,6 +302,7 @@ async fn file_page(
         bars
     };
     let body = html! {
+        @if let Some(job) = &running { (job_progress(job)) }
         @if let Some(description) = &file.description { p { (description) } }
         div.cards {
             div.card { div.figure { (file.conversation_count) } div.label { (if file.conversation_count == 1 { "conversation" } else { "conversations" }) } }
@@ -361,6 +387,25 @@ async fn file_page(
 }
 
 /// What a version's change did: "created with 3", "+2", "−1".
+/// A queued or running job on the file: its phase, a bar and an ETA, which
+/// app.js keeps up to date from `/api/jobs/{id}/events` (reloading the page
+/// when it ends); without JavaScript the refresh link shows the latest.
+fn job_progress(job: &lora_files_store::Job) -> Markup {
+    let eta = job.eta_seconds.map_or_else(|| "–".to_owned(), |s| format!("about {} s left", s.ceil() as i64));
+    html! {
+        section.job-progress data-job=(job.id) {
+            h2 { "A " (job.kind.as_str()) " job is " span data-job-state { (job.state.as_str()) } }
+            p {
+                span data-job-phase { (job.phase) } " · "
+                span data-job-done { (job.done) } " of " span data-job-total { (job.total) } " conversations · "
+                span data-job-eta { (eta) }
+            }
+            progress data-job-bar max=(job.total.max(1)) value=(job.done) { (job.done) " of " (job.total) }
+            p { a href="" { "Refresh" } " to see the latest progress." }
+        }
+    }
+}
+
 fn change(kind: &str, added: i64, removed: i64) -> String {
     match kind {
         "create" => format!(

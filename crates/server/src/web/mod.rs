@@ -189,7 +189,7 @@ fn has_session_cookie(headers: &HeaderMap) -> bool {
         .any(|pair| pair.trim().starts_with(&prefix))
 }
 
-const PAGE_POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action 'self'; \
+const PAGE_POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; \
      frame-ancestors 'none'; base-uri 'none'";
 
 /// Refuses state-changing requests from other origins (CSRF) and sends the

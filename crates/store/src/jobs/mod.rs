@@ -356,6 +356,28 @@ impl<'s> Jobs<'s> {
         rows.into_iter().map(Job::try_from).collect()
     }
 
+    /// A page of `owner`'s jobs, newest first (only those in `state` when
+    /// given), continuing after `cursor` as the other lists do.
+    pub async fn page(self, owner: &str, state: Option<JobState>, limit: i64, cursor: Option<&str>) -> Result<crate::records::Page<Job>, StoreError> {
+        let (after_time, after_id) = crate::paging::decode_cursor(cursor)?;
+        let mut tx = self.store.catalogue.begin_as(owner).await?;
+        let rows: Vec<JobRow> = sqlx::query_as(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE owner_id = $1 AND (CAST($2 AS TEXT) IS NULL OR state = $2) \
+             AND (CAST($3 AS TEXT) IS NULL OR created_at < $3 OR (created_at = $3 AND id < $4)) \
+             ORDER BY created_at DESC, id DESC LIMIT $5"
+        ))
+        .bind(owner)
+        .bind(state.map(JobState::as_str))
+        .bind(after_time)
+        .bind(after_id)
+        .bind(limit + 1)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut jobs = rows.into_iter().map(Job::try_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(crate::paging::page(&mut jobs, limit, |job| (job.created_at.clone(), job.id.clone())))
+    }
+
     /// Cancels a job: a queued one at once (a reserved file is taken back);
     /// a running one is asked to stop, which it does before it commits.
     /// A finished job is returned as it is.
