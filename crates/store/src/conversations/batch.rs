@@ -78,8 +78,13 @@ impl Enriched {
 }
 
 /// Inserts the rows of `conversations`, status `completed`, inside `tx`.
+/// They share one `created_at`; their row ids ascend in the order given, so
+/// the newest-first lists (by `created_at`, then id) keep the import order.
 pub(super) async fn insert_enriched(tx: &mut Transaction, owner: &str, conversations: &[Enriched], now: &str) -> Result<(), sqlx::Error> {
     const COLUMNS: usize = 20;
+    let mut row_ids: Vec<String> = conversations.iter().map(|_| new_id()).collect();
+    row_ids.sort();
+    let mut row_ids = row_ids.into_iter();
     for chunk in conversations.chunks(ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO conversations (id, conversation_id, owner_id, enrichment_status, enriched_file_path, enriched_file_size, \
@@ -90,7 +95,7 @@ pub(super) async fn insert_enriched(tx: &mut Transaction, owner: &str, conversat
         let mut query = sqlx::query(&sql);
         for c in chunk {
             query = query
-                .bind(new_id())
+                .bind(row_ids.next())
                 .bind(&c.conversation_id)
                 .bind(owner)
                 .bind("completed")
