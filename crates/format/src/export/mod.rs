@@ -29,7 +29,7 @@ use crate::quality::Totals;
 use crate::render::line_id_suffix;
 pub use render::{render_export_fragment, Example, ExportFragment, RenderSettings};
 pub use split::Split;
-pub use stream::{ExportFigures, JsonlExporter};
+pub use stream::{ExportFigures, FiguresCounter, JsonlExporter};
 pub use tokens::{ExampleTokens, TokenStats, TokenSummary, Tokenizer};
 
 /// The shapes an export can take.

@@ -99,15 +99,9 @@ pub struct ExportFigures {
 impl ExportFigures {
     /// The figures of the conversations in `jsonl` (a build's JSONL lines).
     pub fn of_jsonl(jsonl: &[u8], tokenizer: &Tokenizer) -> Self {
-        let mut figures = Self::default();
-        for format in [ExportFormat::OpenAi, ExportFormat::ShareGpt, ExportFormat::Alpaca] {
-            let tokenizer = (format == ExportFormat::OpenAi).then_some(tokenizer);
-            let mut exporter = JsonlExporter::new(RenderSettings { format, with_metadata: false, tokenizer });
-            let mut add = |fragment: ExportFragment| figures.add_fragment(format, &fragment);
-            exporter.feed(jsonl, &mut add);
-            exporter.finish(&mut add);
-        }
-        figures
+        let mut counter = FiguresCounter::new(tokenizer);
+        counter.feed(jsonl);
+        counter.finish()
     }
 
     fn add_fragment(&mut self, format: ExportFormat, fragment: &ExportFragment) {
@@ -140,6 +134,38 @@ impl ExportFigures {
             ExportFormat::Alpaca => Some(self.alpaca_bytes),
             ExportFormat::Jsonl => None,
         }
+    }
+}
+
+/// [`ExportFigures`] of a JSONL fed in chunks (a stored version's, streamed).
+pub struct FiguresCounter<'t> {
+    exporters: [(ExportFormat, JsonlExporter<'t>); 3],
+    figures: ExportFigures,
+}
+
+impl<'t> FiguresCounter<'t> {
+    pub fn new(tokenizer: &'t Tokenizer) -> Self {
+        let exporter = |format: ExportFormat| {
+            let tokenizer = (format == ExportFormat::OpenAi).then_some(tokenizer);
+            (format, JsonlExporter::new(RenderSettings { format, with_metadata: false, tokenizer }))
+        };
+        let exporters = [exporter(ExportFormat::OpenAi), exporter(ExportFormat::ShareGpt), exporter(ExportFormat::Alpaca)];
+        Self { exporters, figures: ExportFigures::default() }
+    }
+
+    pub fn feed(&mut self, chunk: &[u8]) {
+        let figures = &mut self.figures;
+        for (format, exporter) in &mut self.exporters {
+            exporter.feed(chunk, &mut |fragment| figures.add_fragment(*format, &fragment));
+        }
+    }
+
+    pub fn finish(mut self) -> ExportFigures {
+        let figures = &mut self.figures;
+        for (format, exporter) in &mut self.exporters {
+            exporter.finish(&mut |fragment| figures.add_fragment(*format, &fragment));
+        }
+        self.figures
     }
 }
 

@@ -192,9 +192,10 @@ fn download_links(file: &TrainingFile, version: Option<i64>) -> Markup {
             summary aria-label=(format!("Download {what}")) { "Download" }
             ul {
                 @for format in DownloadFormat::ALL {
+                    // The visible text stays the format's name alone: it must be part of the link's accessible name.
                     li { a href=(format!("/training-files/{}/download?format={}{query}", file.id, format.as_str()))
-                        aria-label=(format!("Download {what} as {}", format_label(format))) {
-                        (format_label(format)) " " span.muted { (format_hint(format)) }
+                        aria-label=(format!("Download {what} as {}", format_label(format))) title=(format_hint(format)) {
+                        (format_label(format))
                     } }
                 }
             }
