@@ -1,4 +1,4 @@
-//! `lora-files user add|list`.
+//! `lora-files user add|passwd|token|list`.
 
 use std::process::ExitCode;
 
@@ -10,6 +10,15 @@ use super::StoreArgs;
 pub enum UserCommand {
     /// Add a user (the password may be left out for token-only accounts).
     Add {
+        email: String,
+        #[arg(long, env = "LORA_FILES_PASSWORD")]
+        password: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Set or reset a user's password: from --password, or else read from
+    /// standard input (one line; asked for when it is a terminal).
+    Passwd {
         email: String,
         #[arg(long, env = "LORA_FILES_PASSWORD")]
         password: Option<String>,
@@ -36,6 +45,15 @@ pub async fn run(command: UserCommand) -> anyhow::Result<ExitCode> {
             let user = store.users().add(&email, password.as_deref()).await?;
             println!("added {} ({})", user.email, user.id);
         }
+        UserCommand::Passwd { email, password, store } => {
+            let password = match password {
+                Some(password) => password,
+                None => read_password(&email)?,
+            };
+            let store = store.open(Access::Service).await?;
+            let user = store.users().set_password(&email, &password).await?;
+            println!("password changed for {}", user.email);
+        }
         UserCommand::Token { email, store: args } => {
             let store = args.open(Access::Service).await?;
             let Some(user) = store.users().by_email(&email).await? else {
@@ -54,4 +72,19 @@ pub async fn run(command: UserCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line of standard input, without its line end; asked for on a terminal.
+fn read_password(email: &str) -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("new password for {email}: ");
+        std::io::stderr().flush()?;
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    anyhow::ensure!(!password.is_empty(), "no password given: pass --password or write it to standard input");
+    Ok(password)
 }

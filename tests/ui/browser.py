@@ -92,6 +92,11 @@ def page_ids(driver):
     return [box.get_attribute("value") for box in driver.find_elements(By.CSS_SELECTOR, "input[name=pick]")]
 
 
+def api_link(base, file_id, fmt, token):
+    """The signed link the API answers for a download."""
+    return json.loads(fetch(f"{base}/api/training-files/{file_id}/download?format={fmt}", token=token))["download_url"]
+
+
 def fetch(url, cookie=None, token=None):
     headers = {}
     if cookie:
@@ -199,11 +204,22 @@ def main(base, email, password, raw_path):
         cookie = driver.get_cookie("lora_files_session")["value"]
         token_request = urllib.request.Request(base + "/api/auth/token", data=json.dumps({"email": email, "password": password}).encode(), headers={"Content-Type": "application/json"})
         token = json.loads(urllib.request.urlopen(token_request).read())["access_token"]
-        for fmt in ("json", "jsonl"):
-            link = driver.find_element(By.CSS_SELECTOR, f"a[aria-label='Download the current version as {fmt.upper()}']").get_attribute("href")
+        for fmt, label in (("json", "JSON"), ("jsonl", "JSONL"), ("openai", "OpenAI"), ("sharegpt", "ShareGPT"), ("alpaca", "Alpaca")):
+            link = driver.find_element(By.CSS_SELECTOR, f"a[aria-label='Download the current version as {label}']").get_attribute("href")
             ui_bytes = fetch(link, cookie=cookie)
             api = json.loads(fetch(f"{base}/api/training-files/{file_id}/download?format={fmt}", token=token))
             check(ui_bytes == fetch(api["download_url"]), f"the UI's {fmt} is the API's")
+            check(len(ui_bytes) == api["size"] and len(ui_bytes) > 0, f"the {fmt} download has the size the API states")
+        # The OpenAI export is chat lines a trainer takes, one per conversation.
+        first_line = json.loads(fetch(api_link(base, file_id, "openai", token)).splitlines()[0])
+        check([m["role"] for m in first_line["messages"]][-1] == "assistant", "an OpenAI line ends on the assistant")
+        # The download menu opens by keyboard and by click, with no script needed.
+        menu = driver.find_element(By.CSS_SELECTOR, "details.download-menu summary")
+        menu.click()
+        check(driver.find_element(By.CSS_SELECTOR, "details.download-menu[open] a[aria-label$='as OpenAI']").is_displayed(), "the download menu opens")
+        shoot(driver, "download-menu")
+        menu.click()
+        check("tokens (o200k_base)" in main_text(driver), "the file page shows its token figures")
 
         # Remove two members at once.
         boxes = driver.find_elements(By.CSS_SELECTOR, "input[name=pick]")

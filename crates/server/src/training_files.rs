@@ -9,7 +9,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use lora_files_store::training_files::{DownloadFormat, FileFilter, FileUpdate};
+use lora_files_store::training_files::{DownloadFormat, ExportFigures, FileFilter, FileUpdate};
 use lora_files_store::{Member, TrainingFile, Version};
 
 use crate::auth::AuthUser;
@@ -35,11 +35,55 @@ pub fn router() -> Router<AppState> {
 pub struct TrainingFileBody {
     #[serde(rename = "trainingFile")]
     pub training_file: TrainingFile,
+    /// The current version's exports (in the file detail only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exports: Option<ExportFiguresBody>,
 }
 
 impl From<TrainingFile> for TrainingFileBody {
     fn from(training_file: TrainingFile) -> Self {
-        Self { training_file }
+        Self { training_file, exports: None }
+    }
+}
+
+/// A version's trainer-ready exports: their sizes, and the `o200k_base`
+/// tokens of its OpenAI export (one example per conversation with a target;
+/// each text counted on its own, without a chat template). Computed once
+/// per version.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ExportFiguresBody {
+    pub tokenizer: String,
+    /// Context and training tokens together.
+    pub total_tokens: u64,
+    /// The assistant turns, what the model is trained to write.
+    pub training_tokens: u64,
+    /// System prompts and user turns.
+    pub context_tokens: u64,
+    pub examples: u64,
+    /// Tokens of the largest example.
+    pub max_example_tokens: u64,
+    /// Bytes of each export: `openai`, `sharegpt`, `alpaca`.
+    pub sizes: ExportSizes,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ExportSizes {
+    pub openai: u64,
+    pub sharegpt: u64,
+    pub alpaca: u64,
+}
+
+impl From<ExportFigures> for ExportFiguresBody {
+    fn from(f: ExportFigures) -> Self {
+        Self {
+            tokenizer: "o200k_base".to_owned(),
+            total_tokens: f.total_tokens(),
+            training_tokens: f.training_tokens,
+            context_tokens: f.context_tokens,
+            examples: f.examples,
+            max_example_tokens: f.max_example_tokens,
+            sizes: ExportSizes { openai: f.openai_bytes, sharegpt: f.sharegpt_bytes, alpaca: f.alpaca_bytes },
+        }
     }
 }
 
@@ -112,12 +156,29 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<O
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
-    /// `json` (default) or `jsonl`.
-    #[param(pattern = "^(json|jsonl)$")]
+    /// `json` (default) or `jsonl`, this system's own shapes, or a
+    /// trainer-ready export rendered from the JSONL: `openai` (chat
+    /// `messages`), `sharegpt` (`conversations`) or `alpaca`
+    /// (`instruction / input / output`), one JSON object a line.
+    #[param(schema_with = format_schema)]
     pub format: Option<String>,
     /// A version number; the current version when absent.
     #[param(pattern = "^[1-9][0-9]*$")]
     pub version: Option<String>,
+}
+
+/// The `format` values, as an enum in the OpenAPI document.
+fn format_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(DownloadFormat::ALL.map(DownloadFormat::as_str)))
+        .build()
+}
+
+/// The message a bad `format` gets.
+pub fn format_choices() -> String {
+    let names: Vec<&str> = DownloadFormat::ALL.map(DownloadFormat::as_str).into();
+    format!("must be one of {}", names.join(", "))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -192,7 +253,14 @@ pub async fn create_file(State(state): State<AppState>, AuthUser(user): AuthUser
     responses((status = 200, body = TrainingFileBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_file(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> ApiResult<Json<TrainingFileBody>> {
     let id = uuid_param("id", &id)?;
-    Ok(Json(state.store.training_files().get(&user, &id).await?.into()))
+    let files = state.store.training_files();
+    let file = files.get(&user, &id).await?;
+    // A file still being created has no version to count.
+    let exports = match file.version {
+        0 => None,
+        version => Some(files.export_figures(&user, &id, Some(version)).await?.into()),
+    };
+    Ok(Json(TrainingFileBody { training_file: file, exports }))
 }
 
 /// Renames, describes, archives or unarchives a file.
@@ -228,12 +296,12 @@ pub async fn add_conversations(State(state): State<AppState>, AuthUser(user): Au
     jobs::answer(&state, &user, job, StatusCode::OK, &headers).await
 }
 
-/// A URL that downloads one version's JSON or JSONL for an hour, without other credentials.
+/// A URL that downloads one version's JSON, JSONL or a trainer-ready export for an hour, without other credentials.
 #[utoipa::path(get, path = "/api/training-files/{id}/download", tag = "training files", params(("id" = String, Path, format = Uuid), DownloadQuery),
     responses((status = 200, body = DownloadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn download_url(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>, ApiQuery(query): ApiQuery<DownloadQuery>) -> ApiResult<Json<DownloadResponse>> {
     let id = uuid_param("id", &id)?;
-    let format = DownloadFormat::parse(query.format.as_deref().unwrap_or("json")).ok_or_else(|| ApiError::field("format", "must be json or jsonl"))?;
+    let format = DownloadFormat::parse(query.format.as_deref().unwrap_or("json")).ok_or_else(|| ApiError::field("format", format_choices()))?;
     let version = match query.version.as_deref() {
         None => None,
         Some(text) => match text.parse::<i64>() {

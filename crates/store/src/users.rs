@@ -33,6 +33,21 @@ impl<'s> Users<'s> {
         Ok(user)
     }
 
+    /// Sets (or resets) the password of the user with `email`; the user is
+    /// named by the error when there is none.
+    pub async fn set_password(self, email: &str, password: &str) -> Result<User, StoreError> {
+        if password.is_empty() {
+            return Err(StoreError::invalid("password", "must not be empty"));
+        }
+        let mut user = self.by_email(email).await?.ok_or_else(|| StoreError::invalid("email", format!("no user has the email {}", email.trim())))?;
+        let hash = off_the_workers(password.to_owned(), |p| hash_password(&p)).await??;
+        let mut tx = self.store.catalogue.begin_as(&user.id).await?;
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(&hash).bind(&user.id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        user.password_hash = Some(hash);
+        Ok(user)
+    }
+
     /// Creates the row of a user known by id only (a valid token for an unknown `sub`).
     pub async fn provision(self, id: &str, email: Option<&str>) -> Result<User, StoreError> {
         let user = User { id: id.to_owned(), email: email.map_or_else(|| format!("{id}@provisioned.invalid"), str::to_lowercase), password_hash: None, created_at: now_text() };

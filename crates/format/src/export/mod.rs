@@ -14,6 +14,7 @@ pub mod dedup;
 pub mod read;
 pub mod render;
 pub mod split;
+pub mod stream;
 pub mod tokens;
 
 use std::collections::{HashMap, HashSet};
@@ -28,6 +29,7 @@ use crate::quality::Totals;
 use crate::render::line_id_suffix;
 pub use render::{render_export_fragment, Example, ExportFragment, RenderSettings};
 pub use split::Split;
+pub use stream::{ExportFigures, FiguresCounter, JsonlExporter};
 pub use tokens::{ExampleTokens, TokenStats, TokenSummary, Tokenizer};
 
 /// The shapes an export can take.

@@ -76,17 +76,19 @@ pub fn jsonl_conversations(file: &Path) -> Result<Vec<Conversation>, ExportError
         });
         groups[slot].1.push(Value::Object(record));
     }
-    Ok(groups
-        .into_iter()
-        .map(|(id, pairs)| {
-            let mut dataset = Map::new();
-            dataset.insert("dataset_name".into(), format!("fp_conversation_{id}").into());
-            let mut document = Map::new();
-            document.insert("dataset_metadata".into(), Value::Object(dataset));
-            document.insert("training_pairs".into(), Value::Array(pairs));
-            Conversation { conversation_id: id, ..Conversation::from_enriched(document) }
-        })
-        .collect())
+    Ok(groups.into_iter().map(|(id, pairs)| conversation_of_lines(id, pairs)).collect())
+}
+
+/// One conversation's JSONL lines (parsed, in order) as a conversation whose
+/// pairs keep their line ids: what a JSONL input and a stored version's JSONL
+/// are exported from, so both give the same bytes.
+pub fn conversation_of_lines(conversation_id: String, pairs: Vec<Value>) -> Conversation {
+    let mut dataset = Map::new();
+    dataset.insert("dataset_name".into(), format!("fp_conversation_{conversation_id}").into());
+    let mut document = Map::new();
+    document.insert("dataset_metadata".into(), Value::Object(dataset));
+    document.insert("training_pairs".into(), Value::Array(pairs));
+    Conversation { conversation_id, ..Conversation::from_enriched(document) }
 }
 
 /// Renders conversations on the machine's threads, in order.

@@ -406,7 +406,7 @@ async fn render(
                 (choose("arc", "Emotional arc", &choices.arcs, &view.arc, "Any arc"))
                 (choose("topic", "Topic", &choices.topics, &view.topic, "Any topic"))
                 label { "Min. quality" input type="number" name="min_quality" min="0" max="5" step="0.1" value=(view.min_quality); }
-                label { "Id contains" input type="search" name="q" value=(view.q); }
+                label { "Search (id, persona, arc, topic)" input type="search" name="q" value=(view.q); }
                 button.secondary type="submit" formnovalidate { "Apply filters" }
             }
             p.muted { (plural(matching, "conversation matches", "conversations match")) " these filters." }

@@ -166,6 +166,21 @@ async fn files_page(
     Ok(page("Training files", Nav::Files, notice, body).into_response())
 }
 
+/// `1234567` as `1 234 567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push('\u{202f}');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A version's downloads, one per format, as a menu that opens without
+/// script (`details`); each link is a signed download once followed.
 fn download_links(file: &TrainingFile, version: Option<i64>) -> Markup {
     let query = version.map(|v| format!("&version={v}")).unwrap_or_default();
     let what = version.map_or_else(
@@ -173,8 +188,39 @@ fn download_links(file: &TrainingFile, version: Option<i64>) -> Markup {
         |v| format!("version {v}"),
     );
     html! {
-        a href=(format!("/training-files/{}/download?format=json{query}", file.id)) aria-label=(format!("Download {what} as JSON")) { "JSON" } " · "
-        a href=(format!("/training-files/{}/download?format=jsonl{query}", file.id)) aria-label=(format!("Download {what} as JSONL")) { "JSONL" }
+        details.download-menu {
+            summary aria-label=(format!("Download {what}")) { "Download" }
+            ul {
+                @for format in DownloadFormat::ALL {
+                    // The visible text stays the format's name alone: it must be part of the link's accessible name.
+                    li { a href=(format!("/training-files/{}/download?format={}{query}", file.id, format.as_str()))
+                        aria-label=(format!("Download {what} as {}", format_label(format))) title=(format_hint(format)) {
+                        (format_label(format))
+                    } }
+                }
+            }
+        }
+    }
+}
+
+fn format_label(format: DownloadFormat) -> &'static str {
+    match format {
+        DownloadFormat::Json => "JSON",
+        DownloadFormat::Jsonl => "JSONL",
+        DownloadFormat::OpenAi => "OpenAI",
+        DownloadFormat::ShareGpt => "ShareGPT",
+        DownloadFormat::Alpaca => "Alpaca",
+    }
+}
+
+/// What a format is for, in a few words.
+fn format_hint(format: DownloadFormat) -> &'static str {
+    match format {
+        DownloadFormat::Json => "the full file",
+        DownloadFormat::Jsonl => "a pair a line",
+        DownloadFormat::OpenAi => "chat messages",
+        DownloadFormat::ShareGpt => "conversations",
+        DownloadFormat::Alpaca => "instruction, input, output",
     }
 }
 
@@ -259,6 +305,10 @@ async fn file_page(
         .await?;
     let versions = state.store.training_files().versions(&user, &id).await?;
     let running = state.store.jobs().list(&user, None, Some(&id), 1).await?.into_iter().find(|job| !job.is_final());
+    let exports = match file.version {
+        0 => None,
+        version => Some(state.store.training_files().export_figures(&user, &id, Some(version)).await?),
+    };
     let notice = match query.done.as_deref() {
         Some("created") => Some(format!(
             "Created {} with {}.",
@@ -312,7 +362,15 @@ async fn file_page(
             div.card { div.figure { (file.json_file_size.map(human_size).unwrap_or_else(|| "–".to_owned())) } div.label { "JSON · JSONL " (file.jsonl_file_size.map(human_size).unwrap_or_else(|| "–".to_owned())) } }
             div.card { div.figure { "v" (file.version) } div.label { span.badge.good[active] { (file.status) } " · updated " (layout::when(&file.updated_at)) } }
         }
-        p { "Download the current version: " (download_links(&file, None)) " · created " (layout::when_full(&file.created_at)) }
+        @if let Some(tokens) = &exports {
+            div.cards {
+                div.card { div.figure { (thousands(tokens.total_tokens())) } div.label { "tokens (o200k_base)" } }
+                div.card { div.figure { (thousands(tokens.training_tokens)) } div.label { "training tokens · context " (thousands(tokens.context_tokens)) } }
+                div.card { div.figure { (thousands(tokens.max_example_tokens)) } div.label { "tokens in the largest of " (plural(tokens.examples as i64, "example", "examples")) } }
+                div.card { div.figure { (human_size(tokens.openai_bytes as i64)) } div.label { "OpenAI · ShareGPT " (human_size(tokens.sharegpt_bytes as i64)) " · Alpaca " (human_size(tokens.alpaca_bytes as i64)) } }
+            }
+        }
+        p { "Current version: " (download_links(&file, None)) " · created " (layout::when_full(&file.created_at)) }
         h2 { "What it holds" }
         div.charts {
             (charts::bars("Personas", &distribution("personas")))
@@ -537,7 +595,7 @@ async fn download(
 ) -> WebResult<Response> {
     crate::http::uuid_param("id", &id)?;
     let format = DownloadFormat::parse(query.format.as_deref().unwrap_or("json"))
-        .ok_or_else(|| ApiError::field("format", "must be json or jsonl"))?;
+        .ok_or_else(|| ApiError::field("format", crate::training_files::format_choices()))?;
     let version = match query.version.as_deref() {
         None | Some("") => None,
         Some(text) => Some(text.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {

@@ -43,7 +43,8 @@ pub struct ConversationFilter {
     pub emotional_arc_key: Option<String>,
     pub topic_key: Option<String>,
     pub min_quality: Option<f64>,
-    /// A substring of the conversation id.
+    /// A substring (any case) of the conversation id or of its persona,
+    /// emotional arc or topic key (what its title shows).
     pub q: Option<String>,
 }
 
@@ -312,7 +313,8 @@ impl<'s> Conversations<'s> {
             "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE owner_id = $1 \
              AND ($2 IS NULL OR enrichment_status = $2) AND ($3 IS NULL OR persona_key = $3) \
              AND ($4 IS NULL OR emotional_arc_key = $4) AND ($5 IS NULL OR topic_key = $5) \
-             AND ($6 IS NULL OR quality_score >= $6) AND ($7 IS NULL OR lower(conversation_id) LIKE $7 ESCAPE '\\') \
+             AND ($6 IS NULL OR quality_score >= $6) AND ($7 IS NULL OR lower(conversation_id) LIKE $7 ESCAPE '\\' OR lower(COALESCE(persona_key, '')) LIKE $7 ESCAPE '\\' \
+     OR lower(COALESCE(emotional_arc_key, '')) LIKE $7 ESCAPE '\\' OR lower(COALESCE(topic_key, '')) LIKE $7 ESCAPE '\\') \
              AND ($8 IS NULL OR created_at < $8 OR (created_at = $8 AND id < $9)) \
              ORDER BY created_at DESC, id DESC LIMIT $10"
         );
@@ -458,7 +460,8 @@ pub struct FileHolding {
 /// The conditions of [`ConversationFilter`], over parameters $2–$7.
 const FILTER_SQL: &str = "($2 IS NULL OR enrichment_status = $2) AND ($3 IS NULL OR persona_key = $3) \
      AND ($4 IS NULL OR emotional_arc_key = $4) AND ($5 IS NULL OR topic_key = $5) \
-     AND ($6 IS NULL OR quality_score >= $6) AND ($7 IS NULL OR lower(conversation_id) LIKE $7 ESCAPE '\\')";
+     AND ($6 IS NULL OR quality_score >= $6) AND ($7 IS NULL OR lower(conversation_id) LIKE $7 ESCAPE '\\' OR lower(COALESCE(persona_key, '')) LIKE $7 ESCAPE '\\' \
+     OR lower(COALESCE(emotional_arc_key, '')) LIKE $7 ESCAPE '\\' OR lower(COALESCE(topic_key, '')) LIKE $7 ESCAPE '\\')";
 
 type AnyQueryAs<'q, O> = sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>;
 

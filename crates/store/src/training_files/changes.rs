@@ -413,7 +413,8 @@ impl TrainingFiles<'_> {
             if let Some(heir) = heir {
                 let source = self.source_of_member(user, &file.id, &heir.conversation_id).await?;
                 let bytes = self.store.blobs.get(&source.key).await?;
-                let fragment = segments::render_blocking(bytes, source, member.short_id.clone()).await?;
+                // Its exports hold no line ids: what it adds to them is unchanged.
+                let (fragment, _) = segments::render_blocking(bytes, source, member.short_id.clone(), false).await?;
                 let (new_json, new_jsonl) = segments.append(&fragment.json, &fragment.jsonl).await?;
                 let (old_json, old_jsonl) = locations(&heir);
                 manifest.move_member((&old_json, &new_json), (&old_jsonl, &new_jsonl))?;
@@ -436,7 +437,7 @@ impl TrainingFiles<'_> {
         for format in [DownloadFormat::Json, DownloadFormat::Jsonl] {
             let layout = match format {
                 DownloadFormat::Json => &mut manifest.json,
-                DownloadFormat::Jsonl => &mut manifest.jsonl,
+                _ => &mut manifest.jsonl,
             };
             let body = std::mem::take(&mut layout.body);
             for run in runs(body) {
@@ -503,6 +504,7 @@ impl TrainingFiles<'_> {
         }
         sql::commit_segments(&mut tx, objects).await?;
         sql::insert_version(&mut tx, file, &new).await?;
+        super::figures::sum_members(&mut tx, &file.id, new.version).await?;
         tx.commit().await?;
         Ok(true)
     }

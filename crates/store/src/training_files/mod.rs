@@ -13,10 +13,12 @@
 //! Modules: [`changes`] the change pipeline, [`segments`] writing fragments
 //! into segments, [`manifest`] the layout of a version, [`queries`] reads,
 //! [`sql`] the catalogue writes, [`download`] links and streamed reads,
-//! [`requested`] every problem with a request's conversation ids.
+//! [`requested`] every problem with a request's conversation ids, [`figures`]
+//! the exports' sizes and tokens of a version.
 
 mod changes;
 pub mod download;
+mod figures;
 pub(crate) mod manifest;
 mod queries;
 mod requested;
@@ -32,38 +34,67 @@ use crate::owner_cache::{ListKey, ListedPage, OwnerCache};
 use crate::{Store, StoreError};
 
 pub use download::{DownloadLink, OpenedDownload};
+pub use lora_files_format::export::ExportFigures;
 
 /// Longest training-file name, in characters.
 pub const MAX_NAME_CHARS: usize = 255;
 
-/// The formats a version can be downloaded in.
+/// The formats a version can be downloaded in: the two it stores, and the
+/// trainer-ready exports rendered from its JSONL as they are sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DownloadFormat {
     Json,
     Jsonl,
+    OpenAi,
+    ShareGpt,
+    Alpaca,
 }
 
 impl DownloadFormat {
+    pub const ALL: [DownloadFormat; 5] = [Self::Json, Self::Jsonl, Self::OpenAi, Self::ShareGpt, Self::Alpaca];
+
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "json" => Some(Self::Json),
-            "jsonl" => Some(Self::Jsonl),
-            _ => None,
+        Self::ALL.into_iter().find(|format| format.as_str() == text)
+    }
+
+    /// As the API names it (`format=`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Jsonl => "jsonl",
+            Self::OpenAi => "openai",
+            Self::ShareGpt => "sharegpt",
+            Self::Alpaca => "alpaca",
         }
     }
 
+    /// What a downloaded file's name ends with.
     pub fn extension(self) -> &'static str {
         match self {
             Self::Json => "json",
             Self::Jsonl => "jsonl",
+            Self::OpenAi => "openai.jsonl",
+            Self::ShareGpt => "sharegpt.jsonl",
+            Self::Alpaca => "alpaca.jsonl",
         }
     }
 
     pub fn content_type(self) -> &'static str {
         match self {
             Self::Json => "application/json",
-            Self::Jsonl => "application/x-ndjson",
+            _ => "application/x-ndjson",
+        }
+    }
+
+    /// The export it renders, for the formats rendered from the JSONL.
+    pub fn export(self) -> Option<lora_files_format::export::ExportFormat> {
+        use lora_files_format::export::ExportFormat;
+        match self {
+            Self::Json | Self::Jsonl => None,
+            Self::OpenAi => Some(ExportFormat::OpenAi),
+            Self::ShareGpt => Some(ExportFormat::ShareGpt),
+            Self::Alpaca => Some(ExportFormat::Alpaca),
         }
     }
 }

@@ -10,6 +10,7 @@
 
 use bytes::Bytes;
 use futures::StreamExt;
+use lora_files_format::export::{ExportFigures, Tokenizer};
 use lora_files_format::input::read_enriched_bytes;
 use lora_files_format::quality::{ConversationFigures, Totals};
 use lora_files_format::render::{self, Fragment};
@@ -102,7 +103,8 @@ impl<'s> Segments<'s> {
     fn sink(&mut self, format: DownloadFormat) -> &mut Sink {
         match format {
             DownloadFormat::Json => &mut self.json,
-            DownloadFormat::Jsonl => &mut self.jsonl,
+            // Segments hold the two stored formats; the exports are rendered from the JSONL.
+            _ => &mut self.jsonl,
         }
     }
 
@@ -183,30 +185,34 @@ pub(crate) async fn write_members(
             let blobs = store.blobs.clone();
             async move {
                 let bytes = blobs.get(&placed.source.key).await?;
-                let fragment = render_blocking(bytes, placed.source.clone(), placed.line_suffix.clone()).await?;
-                Ok::<_, StoreError>((placed, fragment))
+                let (fragment, exports) = render_blocking(bytes, placed.source.clone(), placed.line_suffix.clone(), true).await?;
+                Ok::<_, StoreError>((placed, fragment, exports))
             }
         })
         .buffered(RENDER_AHEAD);
     let mut members = Vec::new();
     while let Some(next) = rendered.next().await {
-        let (placed, fragment) = next?;
+        let (placed, fragment, exports) = next?;
         crate::progress::check(progress)?;
         let (json, jsonl) = segments.append(&fragment.json, &fragment.jsonl).await?;
         crate::progress::advanced(progress, 1, (fragment.json.len() + fragment.jsonl.len()) as u64);
         totals.add(&fragment.figures);
-        members.push(NewMember { member: member_row(&placed, &fragment.figures, &json, &jsonl, user, &now), row_id: placed.source.row_id });
+        members.push(NewMember { member: member_row(&placed, &fragment.figures, &json, &jsonl, user, &now), row_id: placed.source.row_id, exports });
     }
     Ok(members)
 }
 
 /// One conversation's fragment, rendered on the blocking pool.
-pub(crate) async fn render_blocking(bytes: Bytes, source: Source, line_suffix: String) -> Result<Fragment, StoreError> {
+/// With `exports`, also what the conversation adds to the exports (its
+/// lines rendered from its JSONL, as a download renders them, and counted).
+pub(crate) async fn render_blocking(bytes: Bytes, source: Source, line_suffix: String, exports: bool) -> Result<(Fragment, Option<ExportFigures>), StoreError> {
     tokio::task::spawn_blocking(move || {
         let (mut conversation, _) = read_enriched_bytes(&bytes)
             .map_err(|findings| StoreError::InvalidSource { path: source.key.clone(), errors: findings.into_iter().filter(|d| d.is_error()).collect() })?;
         conversation.quality_score = source.score.or(conversation.quality_score);
-        Ok(render::render_conversation_fragment(&conversation, &line_suffix))
+        let fragment = render::render_conversation_fragment(&conversation, &line_suffix);
+        let figures = exports.then(|| ExportFigures::of_jsonl(&fragment.jsonl, &Tokenizer::o200k()));
+        Ok((fragment, figures))
     })
     .await
     .map_err(|error| StoreError::Internal(format!("rendering a conversation failed: {error}")))?

@@ -10,7 +10,7 @@ use crate::records::{Member, TrainingFile};
 use crate::{new_id, StoreError};
 
 /// Rows one multi-row INSERT carries: under both backends' limits on bound
-/// values (SQLite 32 766, PostgreSQL 65 535) at 24 columns.
+/// values (SQLite 32 766, PostgreSQL 65 535) at 31 columns.
 pub(super) const ROWS_PER_INSERT: usize = 256;
 
 /// `($1, $2, …), (…)`: placeholders for `rows` rows of `columns` values
@@ -142,21 +142,25 @@ pub(super) async fn insert_version(tx: &mut Transaction, file: &TrainingFile, ne
 pub(super) struct NewMember {
     pub row_id: String,
     pub member: Member,
+    /// What it adds to the exports.
+    pub exports: Option<lora_files_format::export::ExportFigures>,
 }
 
 /// Inserts members in multi-row statements.
 pub(super) async fn insert_members(tx: &mut Transaction, file_id: &str, owner: &str, members: &[NewMember]) -> Result<(), StoreError> {
-    const COLUMNS: usize = 24;
+    const COLUMNS: usize = 31;
     for chunk in members.chunks(ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO training_file_conversations (id, training_file_id, conversation_row_id, conversation_id, owner_id, position, \
              added_at, added_by, fragment_json_path, fragment_json_offset, fragment_json_size, fragment_json_framed, fragment_jsonl_path, \
              fragment_jsonl_offset, fragment_jsonl_size, line_id_suffix, short_id, turns, pairs, human_reviewed_pairs, quality_score, \
-             persona_key, emotional_arc_key, topic_key) VALUES {}",
+             persona_key, emotional_arc_key, topic_key, openai_size, sharegpt_size, alpaca_size, context_tokens, training_tokens, \
+             token_examples, max_example_tokens) VALUES {}",
             placeholders(chunk.len(), COLUMNS)
         );
         let mut query = sqlx::query(&sql);
-        for NewMember { row_id, member } in chunk {
+        for NewMember { row_id, member, exports } in chunk {
+            let figure = |f: fn(&lora_files_format::export::ExportFigures) -> u64| exports.as_ref().map(|e| f(e) as i64);
             query = query
                 .bind(new_id())
                 .bind(file_id)
@@ -181,7 +185,14 @@ pub(super) async fn insert_members(tx: &mut Transaction, file_id: &str, owner: &
                 .bind(member.quality_score)
                 .bind(&member.persona_key)
                 .bind(&member.emotional_arc_key)
-                .bind(&member.topic_key);
+                .bind(&member.topic_key)
+                .bind(figure(|e| e.openai_bytes))
+                .bind(figure(|e| e.sharegpt_bytes))
+                .bind(figure(|e| e.alpaca_bytes))
+                .bind(figure(|e| e.context_tokens))
+                .bind(figure(|e| e.training_tokens))
+                .bind(figure(|e| e.examples))
+                .bind(figure(|e| e.max_example_tokens));
         }
         query.execute(&mut **tx).await?;
     }
