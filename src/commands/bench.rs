@@ -379,7 +379,7 @@ async fn bench_add(base: usize, added: usize, fixtures: PathBuf, work: PathBuf) 
 
     let inputs = work.join("inputs");
     generate_conversations(base + added, &fixtures, &inputs)?;
-    let mut files = lora_files_format::input::collect_input_files(std::slice::from_ref(&inputs))?;
+    let mut files = lora_files_format::io::collect_input_files(std::slice::from_ref(&inputs))?;
     files.sort();
     let mut config = StoreConfig::new(work.join("data"));
     config.target_model = Some("bench-model".into());
@@ -423,7 +423,7 @@ async fn bench_ui(count: usize, fixtures: PathBuf, scaffolding: PathBuf, rounds:
 
     let inputs = work.join("inputs");
     generate_conversations(count, &fixtures, &inputs)?;
-    let mut files = lora_files_format::input::collect_input_files(std::slice::from_ref(&inputs))?;
+    let mut files = lora_files_format::io::collect_input_files(std::slice::from_ref(&inputs))?;
     files.sort();
     let store = Store::open(StoreConfig::new(work.join("data")), Access::Service).await?;
     let mut seeds = Vec::new();

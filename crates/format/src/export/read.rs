@@ -20,7 +20,7 @@ const JSONL_CHUNK: usize = 64;
 
 /// Files as given (a JSONL among them), folders recursively to their `*.json` files.
 pub fn collect_inputs(inputs: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
-    input::collect_input_files(inputs)
+    crate::io::collect_input_files(inputs)
 }
 
 /// One input file's conversations, rendered.
