@@ -334,6 +334,14 @@ fn bench_export(count: usize, format: ExportFormat, fixtures: &Path, work: &Path
         summary = Some(exported);
     }
     let summary = summary.expect("at least one run");
+    // The same export without counting tokens: what rendering and writing cost alone.
+    let mut plain_seconds = f64::INFINITY;
+    for _ in 0..BUILD_RUNS {
+        settle(&out)?;
+        let started = Instant::now();
+        export::export(std::slice::from_ref(&inputs), Some(&out), &ExportOptions { tokenizer: None, ..options(format) }).map_err(super::export::explain)?;
+        plain_seconds = plain_seconds.min(started.elapsed().as_secs_f64());
+    }
 
     // Token counting on its own: the build's JSONL of the same conversations, read and counted.
     let jsonl_dir = work.join("jsonl");
@@ -363,6 +371,7 @@ fn bench_export(count: usize, format: ExportFormat, fixtures: &Path, work: &Path
     println!("export:          {export_seconds:.2} s, {:.0} MB/s of input (fastest of {BUILD_RUNS}, tokens counted)", input_mb / export_seconds);
     println!("cat:             {cat_seconds:.2} s, {:.0} MB/s (fastest of {BUILD_RUNS})", input_mb / cat_seconds);
     println!("export / cat:    {:.0} %", 100.0 * cat_seconds / export_seconds);
+    println!("without tokens:  {plain_seconds:.2} s, {:.0} MB/s of input, {:.0} % of cat (fastest of {BUILD_RUNS})", input_mb / plain_seconds, 100.0 * cat_seconds / plain_seconds);
     let jsonl_mb = mb(built.jsonl_bytes);
     println!(
         "token counting:  {jsonl_mb:.1} MB of JSONL in {count_seconds:.2} s, {:.0} MB/s (fastest of {BUILD_RUNS}; read, checked, counted)",

@@ -180,7 +180,8 @@ fn syntax_finding(text: &[u8], line: usize, column: usize, message: String) -> F
     single("syntax", position::path_at(text, offset), Position::of_offset(text, offset), message)
 }
 
-fn looks_like_jsonl(path: &Path) -> bool {
+/// A JSONL file by its name (`.jsonl`, `.ndjson`).
+pub fn looks_like_jsonl(path: &Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("jsonl" | "ndjson"))
 }
 
@@ -303,6 +304,13 @@ fn raw_conversation(top: &TopLevel) -> Option<Findings> {
 
 /// Validates a JSONL file line by line (rules 18–21).
 pub fn validate_jsonl<R: BufRead>(reader: R) -> io::Result<Findings> {
+    validate_jsonl_records(reader, |_| {})
+}
+
+/// [`validate_jsonl`], handing each record (each object line but the
+/// `_meta` header) to `on_record` once checked: a reader of the records
+/// parses each line once.
+pub fn validate_jsonl_records<R: BufRead>(reader: R, mut on_record: impl FnMut(Map<String, Value>)) -> io::Result<Findings> {
     let mut findings = Findings::default();
     let mut seen_ids = std::collections::HashSet::new();
     let mut meta_total = None;
@@ -336,6 +344,9 @@ pub fn validate_jsonl<R: BufRead>(reader: R) -> io::Result<Findings> {
             Ok(record @ Value::Object(_)) => {
                 records += 1;
                 validate::check_jsonl_record(&mut line_findings, &record, &mut seen_ids);
+                if let Value::Object(record) = record {
+                    on_record(record);
+                }
             }
             Ok(other) => line_findings.error(&JsonPath::root(), "wrong_type", format!("each line must be a JSON object, found {}", validate::describe(&other))),
         }
