@@ -377,6 +377,14 @@ fn bench_export(count: usize, format: ExportFormat, fixtures: &Path, work: &Path
         summary = Some(exported);
     }
     let summary = summary.expect("at least one run");
+    // The same export without counting tokens: what rendering and writing cost alone.
+    let mut plain_seconds = f64::INFINITY;
+    for _ in 0..BUILD_RUNS {
+        settle(&out)?;
+        let started = Instant::now();
+        export::export(std::slice::from_ref(&inputs), Some(&out), &ExportOptions { tokenizer: None, ..options(format) }).map_err(super::export::explain)?;
+        plain_seconds = plain_seconds.min(started.elapsed().as_secs_f64());
+    }
 
     // Token counting on its own: the build's JSONL of the same conversations, read and counted.
     let jsonl_dir = work.join("jsonl");
@@ -406,6 +414,7 @@ fn bench_export(count: usize, format: ExportFormat, fixtures: &Path, work: &Path
     println!("export:          {export_seconds:.2} s, {:.0} MB/s of input (fastest of {BUILD_RUNS}, tokens counted)", input_mb / export_seconds);
     println!("cat:             {cat_seconds:.2} s, {:.0} MB/s (fastest of {BUILD_RUNS})", input_mb / cat_seconds);
     println!("export / cat:    {:.0} %", 100.0 * cat_seconds / export_seconds);
+    println!("without tokens:  {plain_seconds:.2} s, {:.0} MB/s of input, {:.0} % of cat (fastest of {BUILD_RUNS})", input_mb / plain_seconds, 100.0 * cat_seconds / plain_seconds);
     let jsonl_mb = mb(built.jsonl_bytes);
     println!(
         "token counting:  {jsonl_mb:.1} MB of JSONL in {count_seconds:.2} s, {:.0} MB/s (fastest of {BUILD_RUNS}; read, checked, counted)",
@@ -423,7 +432,7 @@ async fn bench_jobs(database_url: String, jobs: usize, size: usize, rounds: usiz
 
     let inputs = work.join("inputs");
     generate_conversations(size, &fixtures, &inputs)?;
-    let files = lora_files_format::input::collect_input_files(std::slice::from_ref(&inputs))?;
+    let files = lora_files_format::io::collect_input_files(std::slice::from_ref(&inputs))?;
     let mut config = StoreConfig::new(work.join("data"));
     config.database_url = Some(database_url);
     config.target_model = Some("bench-model".into());
@@ -485,7 +494,7 @@ async fn bench_add(base: usize, added: usize, adds: usize, fixtures: &Path, work
     println!("== a file of {base} conversations, {adds} adds of {added}");
     let inputs = work.join("inputs");
     let generated = generate_conversations(base + added * adds, fixtures, &inputs)?;
-    let mut files = lora_files_format::input::collect_input_files(std::slice::from_ref(&inputs))?;
+    let mut files = lora_files_format::io::collect_input_files(std::slice::from_ref(&inputs))?;
     files.sort();
     println!("generated {} conversations ({})", files.len(), human_bytes(generated));
     let data = work.join("data");
@@ -580,7 +589,7 @@ async fn bench_ui(count: usize, fixtures: PathBuf, scaffolding: PathBuf, rounds:
 
     let inputs = work.join("inputs");
     generate_conversations(count, &fixtures, &inputs)?;
-    let mut files = lora_files_format::input::collect_input_files(std::slice::from_ref(&inputs))?;
+    let mut files = lora_files_format::io::collect_input_files(std::slice::from_ref(&inputs))?;
     files.sort();
     let store = Store::open(StoreConfig::new(work.join("data")), Access::Service).await?;
     let mut seeds = Vec::new();

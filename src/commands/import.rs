@@ -44,7 +44,7 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // A path that is missing or loops is reported and the rest imported; the run then exits 1.
-    let gathered = lora_files_format::input::gather_input_files(&args.paths);
+    let gathered = lora_files_format::io::gather_input_files(&args.paths);
     let files = gathered.files;
     anyhow::ensure!(args.conversation_id.is_none() || files.len() == 1, "--conversation-id names one conversation, but {} files were given", files.len());
     let owner = resolve_owner(&args.store, args.owner.as_deref()).await?;

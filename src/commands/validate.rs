@@ -49,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut results = Vec::new();
     // Folders are walked for their *.json files; a path that is missing,
     // unreadable or loops is one failed result, and the others are still checked.
-    let gathered = input::gather_input_files(&args.files);
+    let gathered = lora_files_format::io::gather_input_files(&args.files);
     for problem in gathered.problems {
         results.push(unreadable(problem.path, &problem.error));
     }

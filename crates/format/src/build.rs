@@ -231,7 +231,7 @@ pub fn build(
         let path = path.to_owned();
         move |source| BuildError::Io { path, source }
     };
-    let files = input::collect_input_files(inputs).map_err(io_at(Path::new("inputs")))?;
+    let files = crate::io::collect_input_files(inputs).map_err(io_at(Path::new("inputs")))?;
     std::fs::create_dir_all(out_dir).map_err(io_at(out_dir))?;
 
     let (planned, facts, line_ids) = survey_inputs(&files, options, &mut on_progress)?;

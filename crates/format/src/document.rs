@@ -33,20 +33,91 @@ pub enum ReadError<E> {
 /// Reads a document held in memory.
 pub fn read_slice<E>(
     text: &[u8],
-    on_conversation: impl FnMut(usize, Value) -> Result<(), E>,
+    mut on_conversation: impl FnMut(usize, Value) -> Result<(), E>,
 ) -> Result<TopLevel, ReadError<E>> {
     // Text checked once up front (a fast, vectorised check) spares checking
     // each string again; text that is not UTF-8 is left to the slice reader,
-    // which reports where it breaks. A document without `conversations` (an
-    // enriched conversation) takes the fast path; whatever that refuses,
-    // serde_json reads or explains.
+    // which reports where it breaks. Whatever the fast reader gives up on,
+    // serde_json reads or explains; the conversations handed over before it
+    // gave up are not handed over again.
     match simdutf8::basic::from_utf8(text) {
-        Ok(text) => match parse::parse(text, Some("conversations")) {
-            Some(Value::Object(fields)) => Ok(TopLevel { keys: fields.keys().cloned().collect(), fields, conversations: None }),
-            _ => read_with(&mut serde_json::Deserializer::from_str(text), on_conversation),
-        },
+        Ok(text) => {
+            let mut delivered = 0usize;
+            let fast = read_fast(text, &mut |index, conversation| {
+                delivered += 1;
+                on_conversation(index, conversation)
+            });
+            match fast {
+                Ok(Some(top)) => Ok(top),
+                Err(error) => Err(ReadError::Callback(error)),
+                Ok(None) => {
+                    let mut skipped = 0usize;
+                    read_with(&mut serde_json::Deserializer::from_str(text), |index, conversation| {
+                        if skipped < delivered {
+                            skipped += 1;
+                            return Ok(());
+                        }
+                        on_conversation(index, conversation)
+                    })
+                }
+            }
+        }
         Err(_) => read_with(&mut serde_json::Deserializer::from_slice(text), on_conversation),
     }
+}
+
+/// [`read_with`]'s result by the fast reader ([`parse`]), or `None` where it
+/// gives up. The top level is read as [`TopLevelVisitor`] reads it.
+fn read_fast<E>(
+    text: &str,
+    on_conversation: &mut impl FnMut(usize, Value) -> Result<(), E>,
+) -> Result<Option<TopLevel>, E> {
+    let mut cursor = parse::Cursor::new(text);
+    let mut top = TopLevel::default();
+    if cursor.next() != Some(b'{') {
+        return Ok(None);
+    }
+    if !cursor.eat(b'}') {
+        loop {
+            if cursor.next() != Some(b'"') {
+                return Ok(None);
+            }
+            let Some(key) = cursor.string() else { return Ok(None) };
+            if cursor.next() != Some(b':') {
+                return Ok(None);
+            }
+            top.keys.push(key.clone());
+            if key == "conversations" {
+                if cursor.next() != Some(b'[') {
+                    return Ok(None);
+                }
+                let mut count = 0;
+                if !cursor.eat(b']') {
+                    loop {
+                        // Inside the top object and the array.
+                        let Some(conversation) = cursor.value_at_depth(2) else { return Ok(None) };
+                        on_conversation(count, conversation)?;
+                        count += 1;
+                        match cursor.next() {
+                            Some(b',') => {}
+                            Some(b']') => break,
+                            _ => return Ok(None),
+                        }
+                    }
+                }
+                top.conversations = Some(count);
+            } else {
+                let Some(value) = cursor.value_at_depth(1) else { return Ok(None) };
+                top.fields.insert(key, value);
+            }
+            match cursor.next() {
+                Some(b',') => {}
+                Some(b'}') => break,
+                _ => return Ok(None),
+            }
+        }
+    }
+    Ok(cursor.at_end().then_some(top))
 }
 
 /// Reads a document from a stream (for full files of any size).
@@ -183,6 +254,22 @@ mod tests {
                 assert!(message.contains("expected a JSON object at the top level"), "{message}");
                 assert_eq!((line, column), (1, 1));
             }
+            ReadError::Callback(()) => panic!("no callback error expected"),
+        }
+    }
+
+    #[test]
+    fn a_syntax_error_after_conversations_were_handed_over_is_reported_where_serde_json_finds_it() {
+        let text = b"{\"conversations\": [{\"x\": 1},\n {\"x\": 2} {\"x\": 3}]}";
+        let mut seen = Vec::new();
+        let error = read_slice::<()>(text, |i, _| {
+            seen.push(i);
+            Ok(())
+        })
+        .unwrap_err();
+        assert_eq!(seen, [0, 1]);
+        match error {
+            ReadError::Syntax { line, column, .. } => assert_eq!((line, column), (2, 11)),
             ReadError::Callback(()) => panic!("no callback error expected"),
         }
     }

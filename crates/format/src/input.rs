@@ -13,9 +13,35 @@ use crate::position::{self, Position};
 use crate::validate::{self, FullFileCheck};
 use crate::value::{Map, Value};
 
-/// Files up to this size are read into memory (fast parsing, exact positions);
-/// larger full files are streamed.
+/// Files up to this size are read into memory; larger ones are mapped (one
+/// read of the text serves the parse and the placing of findings alike), or
+/// streamed where they cannot be mapped.
 const IN_MEMORY_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// A file's text: read, or mapped.
+enum Text {
+    Read(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for Text {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Text::Read(text) => text,
+            Text::Mapped(text) => text,
+        }
+    }
+}
+
+/// `file` mapped into memory, or `None` where it cannot be (not a regular file).
+fn map(file: &File) -> Option<memmap2::Mmap> {
+    // SAFETY: the map is only read. A file truncated by another process while
+    // it is read would fault, as with every reader that maps its input
+    // (ripgrep's trade-off too); inputs are files the user points us at.
+    unsafe { memmap2::Mmap::map(file) }.ok()
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -99,24 +125,29 @@ pub fn read_opened<E>(
         let findings = validate_jsonl(BufReader::new(file)).map_err(io_error)?;
         return Ok(FileReport { kind: Some(FileKind::Jsonl), findings, conversations: 0, bytes, top: TopLevel::default() });
     }
-    if bytes > IN_MEMORY_LIMIT {
-        return read_document(BufReader::new(file), None, bytes, mode, &mut sink, || std::fs::read(path));
-    }
-    let mut text = read_all(file, bytes).map_err(io_error)?;
-    if let Some(findings) = check_text(&text) {
+    let owned = if bytes > IN_MEMORY_LIMIT {
+        match map(&file) {
+            Some(mapped) => Text::Mapped(mapped),
+            None => return read_document(BufReader::new(file), None, bytes, mode, &mut sink, || std::fs::read(path)),
+        }
+    } else {
+        Text::Read(read_all(file, bytes).map_err(io_error)?)
+    };
+    let mut text: &[u8] = &owned;
+    if let Some(findings) = check_text(text) {
         return Ok(FileReport { kind: None, findings, conversations: 0, bytes, top: TopLevel::default() });
     }
     let mut bom = Findings::default();
-    if text.starts_with(b"\xEF\xBB\xBF") {
-        text.drain(..3);
+    if let Some(rest) = text.strip_prefix(b"\xEF\xBB\xBF") {
+        text = rest;
         bom.warning(&JsonPath::root(), "byte_order_mark", "starts with a UTF-8 byte-order mark, which JSON does not use");
         bom.locate_in(b"");
     }
-    if is_jsonl_text(&text) {
-        let findings = validate_jsonl(&text[..]).map_err(io_error)?;
+    if is_jsonl_text(text) {
+        let findings = validate_jsonl(text).map_err(io_error)?;
         return Ok(FileReport { kind: Some(FileKind::Jsonl), findings, conversations: 0, bytes, top: TopLevel::default() });
     }
-    let mut report = read_document(&text[..], Some(&text), bytes, mode, &mut sink, || Ok(Vec::new()))?;
+    let mut report = read_document(text, Some(text), bytes, mode, &mut sink, || Ok(Vec::new()))?;
     bom.extend(std::mem::take(&mut report.findings));
     report.findings = bom;
     Ok(report)
@@ -149,7 +180,8 @@ fn syntax_finding(text: &[u8], line: usize, column: usize, message: String) -> F
     single("syntax", position::path_at(text, offset), Position::of_offset(text, offset), message)
 }
 
-fn looks_like_jsonl(path: &Path) -> bool {
+/// A JSONL file by its name (`.jsonl`, `.ndjson`).
+pub fn looks_like_jsonl(path: &Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("jsonl" | "ndjson"))
 }
 
@@ -272,6 +304,13 @@ fn raw_conversation(top: &TopLevel) -> Option<Findings> {
 
 /// Validates a JSONL file line by line (rules 18–21).
 pub fn validate_jsonl<R: BufRead>(reader: R) -> io::Result<Findings> {
+    validate_jsonl_records(reader, |_| {})
+}
+
+/// [`validate_jsonl`], handing each record (each object line but the
+/// `_meta` header) to `on_record` once checked: a reader of the records
+/// parses each line once.
+pub fn validate_jsonl_records<R: BufRead>(reader: R, mut on_record: impl FnMut(Map<String, Value>)) -> io::Result<Findings> {
     let mut findings = Findings::default();
     let mut seen_ids = std::collections::HashSet::new();
     let mut meta_total = None;
@@ -305,6 +344,9 @@ pub fn validate_jsonl<R: BufRead>(reader: R) -> io::Result<Findings> {
             Ok(record @ Value::Object(_)) => {
                 records += 1;
                 validate::check_jsonl_record(&mut line_findings, &record, &mut seen_ids);
+                if let Value::Object(record) = record {
+                    on_record(record);
+                }
             }
             Ok(other) => line_findings.error(&JsonPath::root(), "wrong_type", format!("each line must be a JSON object, found {}", validate::describe(&other))),
         }
@@ -340,114 +382,6 @@ fn check_meta(findings: &mut Findings, map: &Map<String, Value>) -> Option<u64> 
         findings.error(&path.key("total_pairs"), "missing_key", "`_meta.total_pairs` must be an integer");
     }
     total
-}
-
-/// Inputs expanded to files, and the inputs that could not be (missing,
-/// unreadable, or a link back into a folder being walked).
-#[derive(Debug, Default)]
-pub struct InputFiles {
-    pub files: Vec<PathBuf>,
-    pub problems: Vec<InputProblem>,
-}
-
-/// One input path that gave no files, and why.
-#[derive(Debug)]
-pub struct InputProblem {
-    pub path: PathBuf,
-    pub error: io::Error,
-}
-
-impl std::fmt::Display for InputProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.error)
-    }
-}
-
-/// Expands inputs: files as given, folders recursively to their `*.json`
-/// files in name order. A path that fails is noted and the rest go on; a
-/// folder reached again through a link (a loop) is walked once.
-pub fn gather_input_files(inputs: &[PathBuf]) -> InputFiles {
-    let mut gathered = InputFiles::default();
-    for input in inputs {
-        match std::fs::metadata(input) {
-            Ok(metadata) if metadata.is_dir() => {
-                let mut found = Vec::new();
-                let mut walked = Vec::new();
-                walk(input, &metadata, &mut walked, &mut found, &mut gathered.problems);
-                found.sort();
-                gathered.files.extend(found);
-            }
-            Ok(_) => gathered.files.push(input.clone()),
-            Err(error) => gathered.problems.push(InputProblem { path: input.clone(), error }),
-        }
-    }
-    gathered
-}
-
-/// [`gather_input_files`], failing on the first input that gives no files.
-pub fn collect_input_files(inputs: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
-    let gathered = gather_input_files(inputs);
-    match gathered.problems.into_iter().next() {
-        Some(problem) => Err(io::Error::new(problem.error.kind(), problem.to_string())),
-        None => Ok(gathered.files),
-    }
-}
-
-/// The identity of a folder, so one reached again through a link is recognised.
-fn folder_identity(metadata: &std::fs::Metadata) -> (u64, u64) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        (metadata.dev(), metadata.ino())
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = metadata;
-        (0, 0)
-    }
-}
-
-/// `walked`: the folders from the top input down to `dir` (a link to one of them is a loop).
-fn walk(dir: &Path, metadata: &std::fs::Metadata, walked: &mut Vec<(u64, u64)>, found: &mut Vec<PathBuf>, problems: &mut Vec<InputProblem>) {
-    let identity = folder_identity(metadata);
-    if cfg!(unix) && walked.contains(&identity) {
-        let error = io::Error::other("a link back to a folder it is inside of (a loop); not followed");
-        problems.push(InputProblem { path: dir.to_owned(), error });
-        return;
-    }
-    walked.push(identity);
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(error) => {
-            problems.push(InputProblem { path: dir.to_owned(), error });
-            walked.pop();
-            return;
-        }
-    };
-    for entry in entries {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(error) => {
-                problems.push(InputProblem { path: dir.to_owned(), error });
-                continue;
-            }
-        };
-        let path = entry.path();
-        // The entry's type comes with the listing; only a link needs a look at its target.
-        let is_dir = match entry.file_type() {
-            Ok(file_type) if file_type.is_dir() => Some(entry.metadata()),
-            Ok(file_type) if file_type.is_symlink() => std::fs::metadata(&path).ok().filter(std::fs::Metadata::is_dir).map(Ok),
-            Ok(_) => None,
-            Err(error) => Some(Err(error)),
-        };
-        match is_dir {
-            Some(Ok(metadata)) => walk(&path, &metadata, walked, found, problems),
-            Some(Err(error)) => problems.push(InputProblem { path, error }),
-            None if path.extension().is_some_and(|e| e == "json") => found.push(path),
-            None => {}
-        }
-    }
-    walked.pop();
 }
 
 /// Rule 21: the JSONL's records are, in order, the full file's pairs that have

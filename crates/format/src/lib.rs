@@ -14,6 +14,7 @@ pub mod document;
 pub mod enrich;
 pub mod export;
 pub mod input;
+pub mod io;
 pub mod json;
 pub mod model;
 pub mod parse;

@@ -31,6 +31,48 @@ pub fn parse(text: &str, stop_at_key: Option<&str>) -> Option<Value> {
     (parser.at == parser.bytes.len()).then_some(value)
 }
 
+/// A reader for callers that walk a document's top level themselves (a
+/// full file's `conversations`, streamed): each step answers `None` where
+/// [`parse`] would give up, and the caller then reads the text with serde_json.
+pub(crate) struct Cursor<'t>(Parser<'t>);
+
+impl<'t> Cursor<'t> {
+    pub(crate) fn new(text: &'t str) -> Self {
+        Cursor(Parser::new(text, None))
+    }
+
+    /// The next byte after white space, consumed.
+    pub(crate) fn next(&mut self) -> Option<u8> {
+        self.0.next()
+    }
+
+    /// Whether the next byte after white space is `byte`; it is consumed if so.
+    pub(crate) fn eat(&mut self, byte: u8) -> bool {
+        self.0.skip_whitespace();
+        let found = self.0.bytes.get(self.0.at) == Some(&byte);
+        self.0.at += usize::from(found);
+        found
+    }
+
+    /// After an opening quote: the text, through the closing quote.
+    pub(crate) fn string(&mut self) -> Option<String> {
+        self.0.string()
+    }
+
+    /// The next value, inside `depth` containers (serde_json's nesting
+    /// limit counts the whole document).
+    pub(crate) fn value_at_depth(&mut self, depth: usize) -> Option<Value> {
+        self.0.depth = depth;
+        self.0.value()
+    }
+
+    /// Whether only white space is left.
+    pub(crate) fn at_end(&mut self) -> bool {
+        self.0.skip_whitespace();
+        self.0.at == self.0.bytes.len()
+    }
+}
+
 /// What a skim keeps of an object: these keys, each as [`Keep`] says;
 /// other keys are left out.
 pub type Shape<'s> = &'s [(&'s str, Keep<'s>)];

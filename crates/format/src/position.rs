@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use crate::json::{leading_spaces, plain_prefix_len};
 use crate::path::{JsonPath, Segment};
 
 /// A 1-based line and column; the column counts characters, not bytes.
@@ -135,10 +136,12 @@ impl<'t, 'p> Finder<'t, 'p> {
 
     fn skip_ws(&mut self) {
         let start = self.pos;
-        while self.pos < self.text.len()
-            && matches!(self.text[self.pos], b' ' | b'\t' | b'\n' | b'\r')
-        {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.text.get(self.pos) {
             self.pos += 1;
+            // Indentation (texts are mostly pretty-printed), sixteen spaces at a time.
+            if self.text.get(self.pos) == Some(&b' ') {
+                self.pos += leading_spaces(&self.text[self.pos..]);
+            }
         }
         note_scanned(self.pos - start);
     }
@@ -267,6 +270,10 @@ impl<'t, 'p> Finder<'t, 'p> {
             b'{' | b'[' => {
                 let mut depth = 0usize;
                 loop {
+                    // Up to the next quote or bracket, sixteen bytes at a time.
+                    let plain = plain_prefix_len(&self.text[self.pos..]);
+                    self.pos += plain;
+                    note_scanned(plain);
                     match self.peek()? {
                         b'"' => {
                             self.skip_string()?;

@@ -20,7 +20,7 @@ const JSONL_CHUNK: usize = 64;
 
 /// Files as given (a JSONL among them), folders recursively to their `*.json` files.
 pub fn collect_inputs(inputs: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
-    input::collect_input_files(inputs)
+    crate::io::collect_input_files(inputs)
 }
 
 /// One input file's conversations, rendered.
@@ -30,6 +30,9 @@ pub struct RenderedFile {
 }
 
 pub fn read_and_render(file: &Path, settings: &RenderSettings) -> Result<RenderedFile, ExportError> {
+    if input::looks_like_jsonl(file) {
+        return read_and_render_jsonl(file, settings);
+    }
     let mut fragments = Vec::new();
     let read = input::read_file(file, Mode::Build, |conversation| {
         let suffix = line_id_suffix(&conversation.conversation_id, |_| false);
@@ -54,13 +57,25 @@ pub fn read_and_render(file: &Path, settings: &RenderSettings) -> Result<Rendere
     }
 }
 
+/// A JSONL file named as one: read once, each line parsed once, checked
+/// and grouped in the same pass.
+fn read_and_render_jsonl(file: &Path, settings: &RenderSettings) -> Result<RenderedFile, ExportError> {
+    let text = std::fs::read(file).map_err(|source| ExportError::Io { path: file.to_owned(), source })?;
+    let mut groups = JsonlGroups::default();
+    let findings = input::validate_jsonl_records(&text[..], |record| groups.add(record)).map_err(|source| ExportError::Io { path: file.to_owned(), source })?;
+    if findings.has_errors() {
+        let errors = findings.into_iter().filter(Diagnostic::is_error).collect();
+        return Err(ExportError::Invalid { path: file.to_owned(), errors });
+    }
+    Ok(RenderedFile { fragments: render_in_parallel(&groups.into_conversations(), settings), bytes: text.len() as u64 })
+}
+
 /// A JSONL file (already validated) as conversations: its lines grouped by
 /// `conversation_id` in the order each first appears. The pairs keep their
 /// line ids; scaffolding and scores come from the pairs, as for an enriched file.
 pub fn jsonl_conversations(file: &Path) -> Result<Vec<Conversation>, ExportError> {
     let text = std::fs::read(file).map_err(|source| ExportError::Io { path: file.to_owned(), source })?;
-    let mut groups: Vec<(String, Vec<Value>)> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut groups = JsonlGroups::default();
     for line in text.split(|&b| b == b'\n') {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -69,14 +84,32 @@ pub fn jsonl_conversations(file: &Path) -> Result<Vec<Conversation>, ExportError
         if record.contains_key("_meta") {
             continue;
         }
+        groups.add(record);
+    }
+    Ok(groups.into_conversations())
+}
+
+/// JSONL records grouped by `conversation_id`, in the order each first appears.
+#[derive(Default)]
+struct JsonlGroups {
+    groups: Vec<(String, Vec<Value>)>,
+    index: HashMap<String, usize>,
+}
+
+impl JsonlGroups {
+    fn add(&mut self, record: Map<String, Value>) {
         let id = record.get("conversation_id").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let slot = *index.entry(id.clone()).or_insert_with(|| {
+        let groups = &mut self.groups;
+        let slot = *self.index.entry(id.clone()).or_insert_with(|| {
             groups.push((id, Vec::new()));
             groups.len() - 1
         });
-        groups[slot].1.push(Value::Object(record));
+        self.groups[slot].1.push(Value::Object(record));
     }
-    Ok(groups.into_iter().map(|(id, pairs)| conversation_of_lines(id, pairs)).collect())
+
+    fn into_conversations(self) -> Vec<Conversation> {
+        self.groups.into_iter().map(|(id, pairs)| conversation_of_lines(id, pairs)).collect()
+    }
 }
 
 /// One conversation's JSONL lines (parsed, in order) as a conversation whose

@@ -7,10 +7,19 @@
 //! template adds a few tokens per message to.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::path::Path;
+use std::sync::Mutex;
 
-/// A tokenizer that counts.
-pub enum Tokenizer {
+/// A tokenizer that counts, remembering the count of each distinct text it
+/// has seen (an export's system prompt and histories repeat across pairs and
+/// conversations; encoding is nearly all of what counting costs).
+pub struct Tokenizer {
+    model: Model,
+    memo: Memo,
+}
+
+enum Model {
     /// OpenAI's `o200k_base`, vocabulary bundled with `tiktoken-rs`.
     O200k(&'static tiktoken_rs::CoreBPE),
     /// A Hugging Face `tokenizer.json` (Llama, Mistral, Qwen, Gemma…).
@@ -25,7 +34,11 @@ impl std::fmt::Debug for Tokenizer {
 
 impl Tokenizer {
     pub fn o200k() -> Self {
-        Tokenizer::O200k(tiktoken_rs::o200k_base_singleton())
+        Self::new(Model::O200k(tiktoken_rs::o200k_base_singleton()))
+    }
+
+    fn new(model: Model) -> Self {
+        Tokenizer { model, memo: Memo::default() }
     }
 
     /// A `tokenizer.json`; the error names the file and what is wrong with it.
@@ -34,14 +47,14 @@ impl Tokenizer {
         // A file's own truncation would cut the counts, and its padding inflate them.
         tokenizer.with_truncation(None).map_err(|e| format!("{}: {e}", path.display()))?;
         tokenizer.with_padding(None);
-        Ok(Tokenizer::HuggingFace { name: path.display().to_string(), tokenizer: Box::new(tokenizer) })
+        Ok(Self::new(Model::HuggingFace { name: path.display().to_string(), tokenizer: Box::new(tokenizer) }))
     }
 
     /// How the figures name it.
     pub fn name(&self) -> String {
-        match self {
-            Tokenizer::O200k(_) => "o200k_base".to_owned(),
-            Tokenizer::HuggingFace { name, .. } => name.clone(),
+        match &self.model {
+            Model::O200k(_) => "o200k_base".to_owned(),
+            Model::HuggingFace { name, .. } => name.clone(),
         }
     }
 
@@ -50,9 +63,57 @@ impl Tokenizer {
         if text.is_empty() {
             return 0;
         }
-        match self {
-            Tokenizer::O200k(bpe) => bpe.encode_ordinary(text).len(),
-            Tokenizer::HuggingFace { tokenizer, .. } => tokenizer.encode_fast(text, false).map_or(0, |encoding| encoding.len()),
+        let key = self.memo.key(text);
+        if let Some(count) = self.memo.get(key) {
+            return count;
+        }
+        let count = match &self.model {
+            Model::O200k(bpe) => bpe.encode_ordinary(text).len(),
+            Model::HuggingFace { tokenizer, .. } => tokenizer.encode_fast(text, false).map_or(0, |encoding| encoding.len()),
+        };
+        self.memo.insert(key, count);
+        count
+    }
+}
+
+/// Counts of texts seen, keyed by a 128-bit hash of the text (two SipHash
+/// keys drawn at random: a collision is as unlikely as guessing a key), in
+/// shards so the export's worker threads seldom wait for each other.
+struct Memo {
+    hashers: [std::collections::hash_map::RandomState; 2],
+    shards: Vec<Mutex<HashMap<u128, usize>>>,
+}
+
+const MEMO_SHARDS: usize = 16;
+/// Texts remembered at most per shard: memory stays bounded (about 40 MB in
+/// all) however many distinct texts a file holds; later texts are counted each time.
+const MEMO_SHARD_LIMIT: usize = 1 << 16;
+
+impl Default for Memo {
+    fn default() -> Self {
+        Memo { hashers: Default::default(), shards: (0..MEMO_SHARDS).map(|_| Mutex::default()).collect() }
+    }
+}
+
+impl Memo {
+    fn key(&self, text: &str) -> u128 {
+        let [low, high] = &self.hashers;
+        (u128::from(high.hash_one(text)) << 64) | u128::from(low.hash_one(text))
+    }
+
+    fn shard(&self, key: u128) -> std::sync::MutexGuard<'_, HashMap<u128, usize>> {
+        // A poisoned shard only means another thread panicked; its counts are still right.
+        self.shards[(key as usize) % MEMO_SHARDS].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, key: u128) -> Option<usize> {
+        self.shard(key).get(&key).copied()
+    }
+
+    fn insert(&self, key: u128, count: usize) {
+        let mut shard = self.shard(key);
+        if shard.len() < MEMO_SHARD_LIMIT {
+            shard.insert(key, count);
         }
     }
 }
@@ -192,6 +253,19 @@ mod tests {
         assert_eq!(tokenizer.count(""), 0);
         // Special-token text is counted as text, never as one special token.
         assert!(tokenizer.count("<|endoftext|>") > 1);
+    }
+
+    #[test]
+    fn a_text_seen_before_is_counted_as_the_first_time() {
+        let tokenizer = Tokenizer::o200k();
+        let texts = ["You are a careful tutor.", "hello world", "You are a careful tutor!", "hello world"];
+        let first: Vec<usize> = texts.iter().map(|t| tokenizer.count(t)).collect();
+        let again: Vec<usize> = texts.iter().map(|t| tokenizer.count(t)).collect();
+        assert_eq!(first, again);
+        assert_eq!(first[1], 2);
+        // Remembered once per distinct text, and distinct texts kept apart.
+        assert_eq!(tokenizer.memo.shards.iter().map(|s| s.lock().unwrap().len()).sum::<usize>(), 3);
+        assert_eq!(first, texts.iter().map(|t| Tokenizer::o200k().count(t)).collect::<Vec<_>>());
     }
 
     #[test]
