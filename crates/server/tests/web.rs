@@ -884,9 +884,50 @@ async fn the_create_form_queues_a_job_when_the_server_has_workers(t: &TestStore)
     assert_eq!(jobs[0].total, 2);
 }
 
+async fn the_login_form_is_throttled_like_the_api(t: &TestStore) {
+    let mut settings = Settings::new();
+    settings.login_attempts_per_account = std::num::NonZeroU32::new(3).unwrap();
+    let mut browser = Browser::open_with(t, settings).await;
+    for _ in 0..3 {
+        let wrong = browser.post("/login", &[("email", "alice@example.com"), ("password", "nope")]).await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Over the account's budget even the right password waits, and the page says for how long.
+    let throttled = browser.post("/login", &[("email", "alice@example.com"), ("password", "correct horse battery")]).await;
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(throttled.headers().get(SET_COOKIE).is_none(), "no session");
+    let retry_after: u64 = throttled.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert!(throttled.text().await.unwrap().contains("Too many sign-in attempts"));
+    // The API shares the budget: the form is no way around it, nor the other way round.
+    let api = browser.client.post(format!("{}/api/auth/token", browser.base)).json(&serde_json::json!({"email": "alice@example.com", "password": "correct horse battery"})).send().await.unwrap();
+    assert_eq!(api.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Another account still signs in.
+    let bob = browser.post("/login", &[("email", "bob@example.com"), ("password", "another long secret")]).await;
+    assert_eq!(bob.status(), StatusCode::SEE_OTHER);
+    browser.cookie = None;
+}
+
+async fn pages_answer_for_ids_in_any_case(t: &TestStore) {
+    let ids = t.import_copies(&t.alice, 2).await;
+    let file = t.store.training_files().create(&t.alice, "cased", None, &ids).await.unwrap();
+    let mut browser = Browser::open(t).await;
+    browser.sign_in().await;
+    let page = browser.page(&format!("/training-files/{}", file.id.to_uppercase())).await;
+    assert!(page.contains("cased"), "the file's page, found by its upper-case id");
+    let conversation = browser.page(&format!("/conversations/{}", ids[0].to_uppercase())).await;
+    assert!(conversation.contains(&ids[0]), "the canonical id is shown");
+    let removed = browser.post(&format!("/training-files/{}/remove", file.id.to_uppercase()), &[("pick", ids[1].as_str())]).await;
+    assert!(removed.status().is_redirection(), "{}", removed.status());
+    assert!(location(&removed).contains(&file.id), "redirects to the canonical id: {}", location(&removed));
+    assert_eq!(t.store.training_files().get(&t.alice, &file.id).await.unwrap().conversation_count, 1);
+}
+
 on_both_backends!(
     a_files_page_shows_its_running_job,
     the_create_form_queues_a_job_when_the_server_has_workers,
+    the_login_form_is_throttled_like_the_api,
+    pages_answer_for_ids_in_any_case,
     scaffolding_is_changed_before_enrichment,
     conversations_are_deleted,
     signing_in_and_out,

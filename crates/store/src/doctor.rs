@@ -55,6 +55,10 @@ impl DoctorReport {
 struct Recorded {
     size: Option<u64>,
     what: &'static str,
+    /// A segment of a change that has not committed: its object appears only
+    /// when the write finishes, and a crash may leave the row without it
+    /// ("no abandoned writes" clears such rows once they are old).
+    uncommitted: bool,
 }
 
 impl Store {
@@ -93,6 +97,7 @@ impl Store {
         let mut problems = Vec::new();
         for (key, recorded) in &recorded {
             match sizes.get(key.as_str()) {
+                None if recorded.uncommitted => {}
                 None => problems.push(format!("missing: {key} ({})", recorded.what)),
                 Some(actual) if recorded.size.is_some_and(|size| size != *actual) => problems.push(format!(
                     "{key} ({}): {actual} bytes, the catalogue says {}; restore it from a backup, or re-import the conversation / delete the file that holds it",
@@ -248,9 +253,9 @@ impl Store {
     async fn recorded_objects(&self) -> Result<HashMap<String, Recorded>, StoreError> {
         let pool = self.catalogue.pool();
         let mut recorded = HashMap::new();
-        let segments: Vec<(String, Option<i64>)> = sqlx::query_as("SELECT object_key, size FROM training_file_segments").fetch_all(pool).await?;
-        for (key, size) in segments {
-            recorded.insert(key, Recorded { size: size.map(|s| s as u64), what: "a segment" });
+        let segments: Vec<(String, Option<i64>, String)> = sqlx::query_as("SELECT object_key, size, state FROM training_file_segments").fetch_all(pool).await?;
+        for (key, size, state) in segments {
+            recorded.insert(key, Recorded { size: size.map(|s| s as u64), what: "a segment", uncommitted: state == "writing" });
         }
         let versions: Vec<(String, i64, String, i64)> = sqlx::query_as(
             "SELECT json_file_path, json_file_size, jsonl_file_path, jsonl_file_size FROM training_file_versions \
@@ -259,8 +264,8 @@ impl Store {
         .fetch_all(pool)
         .await?;
         for (json, json_size, jsonl, jsonl_size) in versions {
-            recorded.insert(json, Recorded { size: Some(json_size as u64), what: "a version" });
-            recorded.insert(jsonl, Recorded { size: Some(jsonl_size as u64), what: "a version" });
+            recorded.insert(json, Recorded { size: Some(json_size as u64), what: "a version", uncommitted: false });
+            recorded.insert(jsonl, Recorded { size: Some(jsonl_size as u64), what: "a version", uncommitted: false });
         }
         let fragments: Vec<(String, i64, String, i64)> = sqlx::query_as(
             "SELECT fragment_json_path, fragment_json_size, fragment_jsonl_path, fragment_jsonl_size FROM training_file_conversations WHERE fragment_json_framed = 0",
@@ -268,13 +273,13 @@ impl Store {
         .fetch_all(pool)
         .await?;
         for (json, json_size, jsonl, jsonl_size) in fragments {
-            recorded.entry(json).or_insert(Recorded { size: Some(json_size as u64), what: "a fragment" });
-            recorded.entry(jsonl).or_insert(Recorded { size: Some(jsonl_size as u64), what: "a fragment" });
+            recorded.entry(json).or_insert(Recorded { size: Some(json_size as u64), what: "a fragment", uncommitted: false });
+            recorded.entry(jsonl).or_insert(Recorded { size: Some(jsonl_size as u64), what: "a fragment", uncommitted: false });
         }
         let enriched: Vec<(String, Option<i64>)> =
             sqlx::query_as("SELECT enriched_file_path, enriched_file_size FROM conversations WHERE enriched_file_path IS NOT NULL").fetch_all(pool).await?;
         for (key, size) in enriched {
-            recorded.insert(key, Recorded { size: size.map(|s| s as u64), what: "an enriched conversation" });
+            recorded.insert(key, Recorded { size: size.map(|s| s as u64), what: "an enriched conversation", uncommitted: false });
         }
         // Raw and parsed sources (an enriched import's source is its enriched file).
         let sources: Vec<(String,)> = sqlx::query_as(
@@ -283,7 +288,7 @@ impl Store {
         .fetch_all(pool)
         .await?;
         for (key,) in sources {
-            recorded.entry(key).or_insert(Recorded { size: None, what: "a conversation's source" });
+            recorded.entry(key).or_insert(Recorded { size: None, what: "a conversation's source", uncommitted: false });
         }
         Ok(recorded)
     }

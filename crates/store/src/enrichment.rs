@@ -174,13 +174,18 @@ impl<'s> Enrichment<'s> {
         let reference = self.store.scaffolding().reference(&keys).await?;
         let snapshot: Option<Value> = record.scaffolding_snapshot.as_deref().and_then(|s| serde_json::from_str(s).ok());
         let created_at = DateTime::parse_from_rfc3339(&record.created_at).map(|t| t.with_timezone(&Utc)).unwrap_or_else(|_| Utc::now());
-        let subject = Subject {
-            conversation_id: &record.conversation_id,
-            created_at,
-            quality_score: record.quality_score,
-            system_prompt: snapshot.as_ref().and_then(|s| s.get("system_prompt")).and_then(Value::as_str),
-        };
-        let outcome = enrich::run(&source, &reference, &subject, &self.store.config.enrichment, self.store.blobs.max_object_bytes(), &now_text());
+        let system_prompt = snapshot.as_ref().and_then(|s| s.get("system_prompt")).and_then(Value::as_str).map(str::to_owned);
+        let (conversation_id, quality_score) = (record.conversation_id.clone(), record.quality_score);
+        let (settings, max_object_bytes, now) = (self.store.config.enrichment.clone(), self.store.blobs.max_object_bytes(), now_text());
+        // Parsing, enriching and rendering a conversation is CPU work of up to
+        // seconds: it runs off the async workers so health checks and reads
+        // keep answering while a batch enriches (issue 16, finding 19).
+        let outcome = tokio::task::spawn_blocking(move || {
+            let subject = Subject { conversation_id: &conversation_id, created_at, quality_score, system_prompt: system_prompt.as_deref() };
+            enrich::run(&source, &reference, &subject, &settings, max_object_bytes, &now)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("enrichment stopped: {e}")))?;
         let failed = |status: &str, report: ValidationReport, error: String| Finish { status: status.into(), report: Some(report), error: Some(error), file: None };
         Ok(match outcome {
             Outcome::ValidationFailed(report) => {

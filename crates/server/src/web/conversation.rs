@@ -49,7 +49,7 @@ async fn conversation_page(
     Path(conversation_id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> WebResult {
-    crate::http::uuid_param("conversation_id", &conversation_id)?;
+    let conversation_id = crate::http::uuid_param("conversation_id", &conversation_id)?;
     let report = state
         .store
         .enrichment()
@@ -231,7 +231,7 @@ async fn enriched_json(
     WebUser(user): WebUser,
     Path(conversation_id): Path<String>,
 ) -> WebResult {
-    crate::http::uuid_param("conversation_id", &conversation_id)?;
+    let conversation_id = crate::http::uuid_param("conversation_id", &conversation_id)?;
     let bytes = state
         .store
         .conversations()
@@ -255,7 +255,7 @@ async fn enrich_conversation(
     WebUser(user): WebUser,
     Path(conversation_id): Path<String>,
 ) -> WebResult<Response> {
-    crate::http::uuid_param("conversation_id", &conversation_id)?;
+    let conversation_id = crate::http::uuid_param("conversation_id", &conversation_id)?;
     state
         .store
         .enrichment()
@@ -274,7 +274,7 @@ async fn delete_conversation(
     Path(conversation_id): Path<String>,
     fields: super::Fields,
 ) -> WebResult<Response> {
-    crate::http::uuid_param("conversation_id", &conversation_id)?;
+    let conversation_id = crate::http::uuid_param("conversation_id", &conversation_id)?;
     let force = fields.get("force").is_some();
     state
         .store
@@ -291,7 +291,7 @@ async fn set_scaffolding(
     Path(conversation_id): Path<String>,
     fields: super::Fields,
 ) -> WebResult<Response> {
-    crate::http::uuid_param("conversation_id", &conversation_id)?;
+    let conversation_id = crate::http::uuid_param("conversation_id", &conversation_id)?;
     let key = |name: &str| fields.get(name).map(str::to_owned);
     let keys = lora_files_store::scaffolding::ScaffoldingKeys {
         persona: key("persona_key"),

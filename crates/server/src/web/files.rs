@@ -296,7 +296,7 @@ async fn file_page(
     Path(id): Path<String>,
     Query(query): Query<FileQuery>,
 ) -> WebResult {
-    crate::http::uuid_param("id", &id)?;
+    let id = crate::http::uuid_param("id", &id)?;
     let file = state.store.training_files().get(&user, &id).await?;
     let members = state
         .store
@@ -494,7 +494,7 @@ async fn add_to_file(
     Path(id): Path<String>,
     fields: Fields,
 ) -> WebResult {
-    crate::http::uuid_param("id", &id)?;
+    let id = crate::http::uuid_param("id", &id)?;
     let ids = ids_from(&fields);
     crate::http::check_id_count(&state, &ids)?;
     match state.store.training_files().add(&user, &id, &ids).await {
@@ -510,7 +510,7 @@ async fn remove_from_file(
     Path(id): Path<String>,
     fields: Fields,
 ) -> WebResult {
-    crate::http::uuid_param("id", &id)?;
+    let id = crate::http::uuid_param("id", &id)?;
     let ids: Vec<String> = fields.all("pick").map(str::to_owned).collect();
     crate::http::check_id_count(&state, &ids)?;
     if ids.is_empty() {
@@ -533,7 +533,7 @@ async fn update_file(
     Path(id): Path<String>,
     fields: Fields,
 ) -> WebResult {
-    crate::http::uuid_param("id", &id)?;
+    let id = crate::http::uuid_param("id", &id)?;
     let update = FileUpdate {
         name: fields.get("name").map(str::to_owned),
         status: fields.get("status").map(str::to_owned),
@@ -564,7 +564,7 @@ async fn delete_file(
     Path(id): Path<String>,
     fields: Fields,
 ) -> WebResult {
-    crate::http::uuid_param("id", &id)?;
+    let id = crate::http::uuid_param("id", &id)?;
     let file = state.store.training_files().get(&user, &id).await?;
     if fields.get("confirm") != Some(file.name.as_str()) {
         return Err(ApiError::field(
@@ -593,7 +593,7 @@ async fn download(
     Path(id): Path<String>,
     Query(query): Query<DownloadQuery>,
 ) -> WebResult<Response> {
-    crate::http::uuid_param("id", &id)?;
+    let id = crate::http::uuid_param("id", &id)?;
     let format = DownloadFormat::parse(query.format.as_deref().unwrap_or("json"))
         .ok_or_else(|| ApiError::field("format", crate::training_files::format_choices()))?;
     let version = match query.version.as_deref() {

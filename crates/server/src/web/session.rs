@@ -12,7 +12,7 @@ use maud::html;
 
 use super::layout::{page, Nav, Notice};
 use super::{see_other, Fields, WebResult};
-use crate::auth::{AuthUser, SESSION_COOKIE};
+use crate::auth::{AuthUser, ClientAddress, SESSION_COOKIE};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -46,9 +46,20 @@ fn login_page(error: Option<&str>, email: &str, status: StatusCode) -> Response 
     (status, page("Sign in", Nav::SignedOut, notice, body)).into_response()
 }
 
-async fn login(State(state): State<AppState>, form: Fields) -> WebResult {
+async fn login(State(state): State<AppState>, ClientAddress(address): ClientAddress, form: Fields) -> WebResult {
     let email = form.get("email").unwrap_or_default();
     let password = form.raw("password");
+    // The same budget as `POST /api/auth/token`: the form is no way around it.
+    if let Err(throttled) = state.logins.attempt(email, address) {
+        let seconds = throttled.0.as_secs_f64().ceil().max(1.0) as u64;
+        let mut response = login_page(
+            Some(&format!("Too many sign-in attempts for this account or from this address. Try again in {seconds} s.")),
+            email,
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
+        return Ok(response);
+    }
     let Some(user) = state.store.users().authenticate(email, password).await? else {
         return Ok(login_page(
             Some("Wrong email or password. Check both and try again."),
