@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use common::{check_consistent, sha256_hex, Client, Server};
+use common::{check_consistent, sha256_hex, Answer, Client, Server};
 use lora_files_store::testing::{Backend, TestStore};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -57,6 +57,32 @@ struct ClientState {
     cut: usize,
 }
 
+/// A change answered 202 (its job outlived the server's wait, e.g. held by
+/// a worker of a server that was killed until its lease ran out) is
+/// followed on any live server to its end: success answers as the direct
+/// change would (`done` with the file's body), anything else as it ended.
+async fn follow_job(client: &Client, urls: &RwLock<Vec<String>>, answer: Answer, done: u16) -> Answer {
+    let Ok((202, body)) = &answer else { return answer };
+    let job = body["job"]["id"].as_str().expect("a 202 names its job").to_owned();
+    let file = body["trainingFile"]["id"].as_str().expect("a 202 names its file").to_owned();
+    for _ in 0..1200 {
+        let url = urls.read().unwrap()[0].clone();
+        if let Ok((200, job)) = client.call(reqwest::Method::GET, &format!("{url}/api/jobs/{job}"), None).await {
+            match job["state"].as_str() {
+                Some("succeeded") => {
+                    if let Ok((200, file)) = client.call(reqwest::Method::GET, &format!("{url}/api/training-files/{file}"), None).await {
+                        return Ok((done, file));
+                    }
+                }
+                Some("failed" | "cancelled") => return Ok((409, job)),
+                _ => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("job {job} did not end in two minutes")
+}
+
 impl ClientState {
     fn free_ids(&self) -> Vec<String> {
         let busy: BTreeSet<&String> = self.files.iter().flat_map(|f| f.members.iter()).chain(self.pending.iter().flat_map(|p| match p {
@@ -87,7 +113,7 @@ impl ClientState {
             }
             let name = format!("client {} file {}", self.index, uuid::Uuid::new_v4().simple());
             let ids = free[..2].to_vec();
-            match self.client.create(&url, &name, &ids).await {
+            match follow_job(&self.client, urls, self.client.create(&url, &name, &ids).await, 201).await {
                 Ok((201, body)) => {
                     let file = &body["trainingFile"];
                     let id = file["id"].as_str().unwrap().to_owned();
@@ -117,6 +143,7 @@ impl ClientState {
             return;
         };
         let answer = if remove { self.client.remove(&url, &file_id, &id).await } else { self.client.add(&url, &file_id, std::slice::from_ref(&id)).await };
+        let answer = follow_job(&self.client, urls, answer, 200).await;
         match answer {
             Ok((200, body)) => {
                 if remove {
@@ -162,7 +189,17 @@ impl ClientState {
                     let (status, body) = self.client.call(reqwest::Method::GET, &format!("{url}/api/training-files?status=all&q={}", name.replace(' ', "%20")), None).await.unwrap();
                     assert_eq!(status, 200, "{body}");
                     if let Some(file) = body["files"].as_array().unwrap().first() {
-                        assert_eq!(file["status"], "active", "a create cut by a kill either landed whole or left nothing: {file}");
+                        // A create whose job was queued before the kill is finished by a worker after it.
+                        let mut file = file.clone();
+                        for _ in 0..600 {
+                            if file["status"] != "processing" {
+                                break;
+                            }
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            let (_, detail) = self.client.call(reqwest::Method::GET, &format!("{url}/api/training-files/{}", file["id"].as_str().unwrap()), None).await.unwrap();
+                            file = detail["trainingFile"].clone();
+                        }
+                        assert_eq!(file["status"], "active", "a create cut by a kill either lands whole (now or by its job) or leaves nothing: {file}");
                         self.files.push(TrackedFile { id: file["id"].as_str().unwrap().to_owned(), members: ids.into_iter().collect(), committed: Vec::new(), checked: 0 });
                     }
                 }

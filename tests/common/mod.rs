@@ -22,7 +22,7 @@ impl Server {
     pub fn start(t: &TestStore) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_lora-files"));
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--read-cache-ms", "0", "--data-dir"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--read-cache-ms", "0", "--job-claim-seconds", "3", "--data-dir"])
             .arg(t.dir.path())
             .env("LORA_FILES_JWT_SECRET", SECRET)
             .env("RUST_LOG", "warn")
