@@ -175,6 +175,20 @@ impl ClientState {
     /// After a restart: settles the changes a kill cut off from what the
     /// server now holds, then checks every file against what was committed.
     async fn verify(&mut self, url: &str, everything: bool) {
+        // A change cut off after its job was queued lands (or fails) when a
+        // worker takes the job again: wait for the queue to be idle first.
+        for _ in 0..1200 {
+            let mut busy = false;
+            for state in ["queued", "running"] {
+                let (status, body) = self.client.call(reqwest::Method::GET, &format!("{url}/api/jobs?state={state}"), None).await.unwrap();
+                assert_eq!(status, 200, "{body}");
+                busy |= body["jobs"].as_array().is_some_and(|jobs| !jobs.is_empty());
+            }
+            if !busy {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         for pending in std::mem::take(&mut self.pending) {
             match pending {
                 Pending::Add(file, id) | Pending::Remove(file, id) => {
