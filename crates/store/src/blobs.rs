@@ -140,7 +140,7 @@ impl Blobs {
             return Err(StoreError::Internal(format!("object {key} already exists; objects are never overwritten")));
         }
         let upload = self.store.put_multipart(&ObjectPath::from(key)).await?;
-        Ok(ObjectWriter { key: key.to_owned(), inner: WriteMultipart::new(upload), hasher: Sha256::new(), size: 0, limit: self.max_object_bytes })
+        Ok(ObjectWriter { key: key.to_owned(), inner: Some(WriteMultipart::new(upload)), hasher: Sha256::new(), size: 0, limit: self.max_object_bytes })
     }
 
     pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
@@ -218,12 +218,14 @@ impl Blobs {
 /// Parts of one object uploaded at once; more wait (memory stays bounded).
 const PARTS_IN_FLIGHT: usize = 4;
 
-/// An object being written in parts. Every path that does not `finish` it
-/// must `abort` it: on S3 an upload left open is invisible to listings and
-/// is billed until aborted.
+/// An object being written in parts. A writer that is neither finished nor
+/// aborted (dropped on an error path, or with the task that owned it) aborts
+/// its upload on the runtime: on S3 an upload left open is invisible to
+/// listings and is billed until aborted.
 pub struct ObjectWriter {
     key: String,
-    inner: WriteMultipart,
+    /// `None` once finished or aborted.
+    inner: Option<WriteMultipart>,
     hasher: Sha256,
     size: u64,
     limit: u64,
@@ -235,10 +237,11 @@ impl ObjectWriter {
         if self.size + bytes.len() as u64 > self.limit {
             return Err(StoreError::TooLarge { what: format!("object {}", self.key), size: self.size + bytes.len() as u64, limit: self.limit });
         }
-        self.inner.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+        let inner = self.inner.as_mut().expect("a writer is used until it is finished or aborted");
+        inner.wait_for_capacity(PARTS_IN_FLIGHT).await?;
         self.hasher.update(bytes);
         self.size += bytes.len() as u64;
-        self.inner.write(bytes);
+        inner.write(bytes);
         Ok(())
     }
 
@@ -251,12 +254,33 @@ impl ObjectWriter {
         self.size
     }
 
-    pub async fn finish(self) -> Result<StoredObject, StoreError> {
-        self.inner.finish().await?;
-        Ok(StoredObject { key: self.key, size: self.size, sha256: hex::encode(self.hasher.finalize()) })
+    pub async fn finish(mut self) -> Result<StoredObject, StoreError> {
+        let inner = self.inner.take().expect("a writer is finished once");
+        inner.finish().await?;
+        let hasher = std::mem::take(&mut self.hasher);
+        Ok(StoredObject { key: std::mem::take(&mut self.key), size: self.size, sha256: hex::encode(hasher.finalize()) })
     }
 
-    pub async fn abort(self) {
-        let _ = self.inner.abort().await;
+    pub async fn abort(mut self) {
+        if let Some(inner) = self.inner.take() {
+            let _ = inner.abort().await;
+        }
+    }
+}
+
+impl Drop for ObjectWriter {
+    fn drop(&mut self) {
+        let Some(inner) = self.inner.take() else { return };
+        let key = std::mem::take(&mut self.key);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(error) = inner.abort().await {
+                        tracing::warn!(%key, %error, "could not abort an unfinished upload");
+                    }
+                });
+            }
+            Err(_) => tracing::warn!(%key, "an unfinished upload was dropped outside a runtime and is left open"),
+        }
     }
 }

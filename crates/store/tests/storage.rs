@@ -91,6 +91,39 @@ async fn run_suite(blobs: &Blobs) {
     listing_and_deleting(blobs).await;
 }
 
+/// A writer dropped on an error path (neither finished nor aborted) aborts
+/// its upload: nothing of it stays on disk (on S3: no open multipart upload).
+#[tokio::test]
+async fn a_dropped_writer_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = Blobs::local(dir.path(), 1 << 20).unwrap();
+    let mut writer = blobs.writer("training-files/f/segments/s.jsonl").await.unwrap();
+    writer.write(b"{\"a\": 1}\n").await.unwrap();
+    drop(writer);
+    let files = || walkdir_files(dir.path());
+    for _ in 0..200 {
+        if files().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(files().is_empty(), "left behind: {:?}", files());
+    assert!(blobs.list("training-files").await.unwrap().is_empty());
+}
+
+fn walkdir_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(walkdir_files(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
 #[tokio::test]
 async fn local_folder_conforms() {
     let dir = tempfile::tempdir().unwrap();
