@@ -123,6 +123,20 @@ async fn assert_is_offline_build(t: &TestStore, sources: &Sources, file: &Traini
     let (expected_json, expected_jsonl) = offline_build(sources, members, file, now);
     assert!(jsonl[..] == expected_jsonl[..], "JSONL of v{} differs from the offline build after {history}", file.version);
     assert!(json == expected_json, "JSON of v{} differs from the offline build after {history}", file.version);
+    // The export figures carried from version to version (stated at commit,
+    // not counted on first use) are those of a count over the whole JSONL.
+    let mut tx = t.transaction_as(Some(&t.alice)).await;
+    let (stated,): (Option<i64>,) = sqlx::query_as("SELECT openai_size FROM training_file_versions WHERE training_file_id = $1 AND version = $2")
+        .bind(&file.id)
+        .bind(file.version)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    drop(tx);
+    assert!(stated.is_some(), "v{} states its export figures at commit after {history}", file.version);
+    let carried = t.store.training_files().export_figures(&t.alice, &file.id, Some(file.version)).await.unwrap();
+    let counted = lora_files_format::export::ExportFigures::of_jsonl(&jsonl, &lora_files_format::export::Tokenizer::o200k());
+    assert_eq!(carried, counted, "export figures of v{} after {history}", file.version);
 }
 
 async fn any_sequence_of_changes_gives_the_offline_build(t: &TestStore) {

@@ -492,6 +492,7 @@ impl TrainingFiles<'_> {
         if !sql::advance_file(&mut tx, file, &new).await? {
             return Ok(false);
         }
+        let figures = super::figures::carried(&mut tx, &file.id, file.version, &prepared.added, prepared.removed.as_deref()).await?;
         sql::insert_members(&mut tx, &file.id, user, &prepared.added).await?;
         if let Some(removed) = &prepared.removed {
             sql::delete_member(&mut tx, &file.id, removed).await?;
@@ -504,7 +505,9 @@ impl TrainingFiles<'_> {
         }
         sql::commit_segments(&mut tx, objects).await?;
         sql::insert_version(&mut tx, file, &new).await?;
-        super::figures::sum_members(&mut tx, &file.id, new.version).await?;
+        if let Some(figures) = &figures {
+            super::figures::state(&mut tx, &file.id, new.version, figures).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }

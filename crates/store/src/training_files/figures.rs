@@ -7,6 +7,7 @@
 use futures::TryStreamExt;
 use lora_files_format::export::{ExportFigures, FiguresCounter, Tokenizer};
 
+use super::sql::NewMember;
 use super::TrainingFiles;
 use crate::catalogue::Transaction;
 use crate::StoreError;
@@ -28,27 +29,80 @@ fn from_row(row: Row) -> Option<ExportFigures> {
     })
 }
 
-/// States the new version's figures: the sums over the members it holds,
-/// unless one of them has none (added before figures were kept).
-pub(super) async fn sum_members(tx: &mut Transaction, file_id: &str, version: i64) -> Result<(), StoreError> {
-    let (members, counted): (i64, i64) =
-        sqlx::query_as("SELECT COUNT(*), COUNT(openai_size) FROM training_file_conversations WHERE training_file_id = $1").bind(file_id).fetch_one(&mut **tx).await?;
-    if members != counted {
-        return Ok(());
+const COLUMNS: &str = "openai_size, sharegpt_size, alpaca_size, context_tokens, training_tokens, token_examples, max_example_tokens";
+
+/// The new version's figures, carried from the previous version's: plus
+/// what the added members bring, less what the removed one took, so a
+/// change costs what it adds (only removing the member with the largest
+/// example looks for the next largest). `None` when the previous version or
+/// a member has none (kept from before figures were): the version then gets
+/// them on first use. Runs before the removed member's row is deleted.
+pub(super) async fn carried(tx: &mut Transaction, file_id: &str, previous: i64, added: &[NewMember], removed: Option<&str>) -> Result<Option<ExportFigures>, StoreError> {
+    let mut figures = if previous == 0 {
+        ExportFigures::default()
+    } else {
+        let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM training_file_versions WHERE training_file_id = $1 AND version = $2"))
+            .bind(file_id)
+            .bind(previous)
+            .fetch_optional(&mut **tx)
+            .await?;
+        match row.and_then(from_row) {
+            Some(figures) => figures,
+            None => return Ok(None),
+        }
+    };
+    for member in added {
+        let Some(more) = &member.exports else { return Ok(None) };
+        figures.openai_bytes += more.openai_bytes;
+        figures.sharegpt_bytes += more.sharegpt_bytes;
+        figures.alpaca_bytes += more.alpaca_bytes;
+        figures.context_tokens += more.context_tokens;
+        figures.training_tokens += more.training_tokens;
+        figures.examples += more.examples;
+        figures.max_example_tokens = figures.max_example_tokens.max(more.max_example_tokens);
     }
+    if let Some(conversation_id) = removed {
+        let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM training_file_conversations WHERE training_file_id = $1 AND conversation_id = $2"))
+            .bind(file_id)
+            .bind(conversation_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(gone) = row.and_then(from_row) else { return Ok(None) };
+        figures.openai_bytes = figures.openai_bytes.saturating_sub(gone.openai_bytes);
+        figures.sharegpt_bytes = figures.sharegpt_bytes.saturating_sub(gone.sharegpt_bytes);
+        figures.alpaca_bytes = figures.alpaca_bytes.saturating_sub(gone.alpaca_bytes);
+        figures.context_tokens = figures.context_tokens.saturating_sub(gone.context_tokens);
+        figures.training_tokens = figures.training_tokens.saturating_sub(gone.training_tokens);
+        figures.examples = figures.examples.saturating_sub(gone.examples);
+        if gone.max_example_tokens >= figures.max_example_tokens {
+            let (max,): (Option<i64>,) =
+                sqlx::query_as("SELECT MAX(max_example_tokens) FROM training_file_conversations WHERE training_file_id = $1 AND conversation_id <> $2")
+                    .bind(file_id)
+                    .bind(conversation_id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+            figures.max_example_tokens = max.unwrap_or(0).max(0) as u64;
+        }
+    }
+    Ok(Some(figures))
+}
+
+/// Writes a version's figures into its row.
+pub(super) async fn state(tx: &mut Transaction, file_id: &str, version: i64, figures: &ExportFigures) -> Result<(), StoreError> {
+    let n = |v: u64| v as i64;
     sqlx::query(
-        "UPDATE training_file_versions SET \
-         openai_size = (SELECT CAST(COALESCE(SUM(openai_size), 0) AS BIGINT) FROM training_file_conversations WHERE training_file_id = $1), \
-         sharegpt_size = (SELECT CAST(COALESCE(SUM(sharegpt_size), 0) AS BIGINT) FROM training_file_conversations WHERE training_file_id = $1), \
-         alpaca_size = (SELECT CAST(COALESCE(SUM(alpaca_size), 0) AS BIGINT) FROM training_file_conversations WHERE training_file_id = $1), \
-         context_tokens = (SELECT CAST(COALESCE(SUM(context_tokens), 0) AS BIGINT) FROM training_file_conversations WHERE training_file_id = $1), \
-         training_tokens = (SELECT CAST(COALESCE(SUM(training_tokens), 0) AS BIGINT) FROM training_file_conversations WHERE training_file_id = $1), \
-         token_examples = (SELECT CAST(COALESCE(SUM(token_examples), 0) AS BIGINT) FROM training_file_conversations WHERE training_file_id = $1), \
-         max_example_tokens = (SELECT COALESCE(MAX(max_example_tokens), 0) FROM training_file_conversations WHERE training_file_id = $1) \
-         WHERE training_file_id = $1 AND version = $2",
+        "UPDATE training_file_versions SET openai_size = $3, sharegpt_size = $4, alpaca_size = $5, context_tokens = $6, training_tokens = $7, \
+         token_examples = $8, max_example_tokens = $9 WHERE training_file_id = $1 AND version = $2",
     )
     .bind(file_id)
     .bind(version)
+    .bind(n(figures.openai_bytes))
+    .bind(n(figures.sharegpt_bytes))
+    .bind(n(figures.alpaca_bytes))
+    .bind(n(figures.context_tokens))
+    .bind(n(figures.training_tokens))
+    .bind(n(figures.examples))
+    .bind(n(figures.max_example_tokens))
     .execute(&mut **tx)
     .await?;
     Ok(())
