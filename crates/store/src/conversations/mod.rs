@@ -118,15 +118,16 @@ impl<'s> Conversations<'s> {
     /// (status `not_started`, enriched later). Importing the same bytes again
     /// changes nothing; other bytes under the same id are refused.
     pub async fn import(self, owner: &str, request: ImportRequest) -> Result<Imported, StoreError> {
-        match self.prepare(&request).await? {
+        match self.prepare(&request, &ScaffoldingKeys::default()).await? {
             Prepared::Enriched => self.import_enriched(owner, &request.source, request.bytes).await,
             Prepared::Pending(pending) => self.insert_pending(owner, &request, pending).await,
         }
     }
 
     /// Reads an import's bytes: an enriched file, or the row of a
-    /// conversation not enriched yet.
-    async fn prepare(self, request: &ImportRequest) -> Result<Prepared, StoreError> {
+    /// conversation not enriched yet. Its scaffolding keys are those the
+    /// request names, else the file's own, else `fallback`'s.
+    async fn prepare(self, request: &ImportRequest, fallback: &ScaffoldingKeys) -> Result<Prepared, StoreError> {
         if request.bytes.iter().all(u8::is_ascii_whitespace) {
             let mut findings = Findings::default();
             findings.error(&JsonPath::root(), "empty_file", "there is nothing to import: the text is empty");
@@ -141,7 +142,7 @@ impl<'s> Conversations<'s> {
                     conversation_id: conversation_id_for(request, None)?,
                     stage: "unparsable",
                     parse_error: Some(error.to_string()),
-                    keys: request.scaffolding.clone(),
+                    keys: request.scaffolding.clone().or(fallback.clone()),
                     snapshot: None,
                     turn_count: 0,
                 };
@@ -178,7 +179,7 @@ impl<'s> Conversations<'s> {
             }
         };
         crate::refuse_nul_keys(&request.scaffolding, ["persona_key", "emotional_arc_key", "topic_key"])?;
-        let keys = request.scaffolding.clone().or(ScaffoldingKeys::from_parameters(parsed.get("input_parameters")));
+        let keys = request.scaffolding.clone().or(ScaffoldingKeys::from_parameters(parsed.get("input_parameters"))).or(fallback.clone());
         crate::refuse_nul_keys(&keys, ["input_parameters.persona_key", "input_parameters.emotional_arc_key", "input_parameters.training_topic_key"])?;
         // The explicit keys win the merge, so the reference says whether they exist.
         let reference = self.store.scaffolding().reference(&keys).await?;
@@ -200,7 +201,8 @@ impl<'s> Conversations<'s> {
     /// with new bytes, read as [`Self::import`] reads them: the fixed file
     /// of a conversation that could not be parsed or enriched. Its id stays;
     /// its stage, scaffolding keys and turn count follow the new bytes, and
-    /// it is ready to be enriched again (`not_started`). An enriched
+    /// it is ready to be enriched again (`not_started`). Keys neither the
+    /// request nor the new bytes name stay as they were. An enriched
     /// conversation, one being enriched, or one a training file holds is
     /// refused ([`StoreError::SourceLocked`]); so are enriched bytes.
     pub async fn replace_source(self, owner: &str, conversation_id: &str, mut request: ImportRequest) -> Result<ConversationRecord, StoreError> {
@@ -208,7 +210,8 @@ impl<'s> Conversations<'s> {
         let conversation_id = existing.conversation_id.clone();
         check_replaceable(&existing, &self.files_holding(owner, &conversation_id).await?)?;
         request.conversation_id = Some(conversation_id.clone());
-        let pending = match self.prepare(&request).await? {
+        let kept = ScaffoldingKeys { persona: existing.persona_key.clone(), emotional_arc: existing.emotional_arc_key.clone(), training_topic: existing.topic_key.clone() };
+        let pending = match self.prepare(&request, &kept).await? {
             Prepared::Pending(pending) => pending,
             Prepared::Enriched => {
                 return Err(StoreError::invalid("body", "this is an enriched file; it cannot replace the source of a conversation that is not enriched: delete the conversation and import the file"));
@@ -537,6 +540,16 @@ impl<'s> Conversations<'s> {
             }
         }
         Ok(())
+    }
+
+    /// The stored source of a conversation, as it was imported (`None` when
+    /// none is recorded).
+    pub async fn source_bytes(self, owner: &str, conversation_id: &str) -> Result<Option<Bytes>, StoreError> {
+        let record = self.get(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
+        match record.source_path {
+            Some(key) => Ok(Some(self.store.blobs.get(&key).await?)),
+            None => Ok(None),
+        }
     }
 
     /// The stored enriched file of a conversation, as it was written (`None`
