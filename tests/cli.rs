@@ -331,6 +331,41 @@ fn validate_stats_counts_tokens_and_duplicates() {
 }
 
 #[test]
+fn a_fixed_file_replaces_the_source_of_a_conversation_kept_for_review() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = |args: &[&str]| with_data_dir(args, data.path());
+    assert!(dir(&["user", "add", "coach@example.com", "--password", "a long password"]).status.success());
+    assert!(dir(&["scaffolding", "load", "--bundled"]).status.success());
+    let raw_path = fixtures().join("raw/single-convo-file-3-raw.json");
+    let raw = std::fs::read_to_string(&raw_path).unwrap();
+    let id = "330dc058-6d75-4609-96f7-b6e87b39f536";
+    let inputs = tempfile::tempdir().unwrap();
+    let cut = inputs.path().join("cut.json");
+    std::fs::write(&cut, &raw[..900]).unwrap();
+    let kept = dir(&["import", cut.to_str().unwrap(), "--conversation-id", id]);
+    assert!(text(&kept.stderr).contains("kept for review as 330dc058"), "{}", text(&kept.stderr));
+
+    let still_cut = inputs.path().join("still-cut.json");
+    std::fs::write(&still_cut, &raw[..1000]).unwrap();
+    let refused = dir(&["conversation", "replace", id, still_cut.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    let line = 1 + raw[..1000].matches('\n').count();
+    assert!(text(&refused.stderr).contains(&format!("{}:{line}:", still_cut.display())), "file and line: {}", text(&refused.stderr));
+
+    let flags = ["--persona", "pragmatic_optimist", "--arc", "shame_to_acceptance", "--topic", "grandparent_529"];
+    let replaced = dir(&[&["conversation", "replace", &id.to_uppercase(), raw_path.to_str().unwrap()][..], &flags].concat());
+    assert!(replaced.status.success(), "{}", text(&replaced.stderr));
+    assert!(text(&replaced.stdout).contains(&format!("replaced the source of {id} from {} (raw, not_started)", raw_path.display())), "{}", text(&replaced.stdout));
+    let enriched = dir(&["enrich", id]);
+    assert!(text(&enriched.stdout).starts_with("1 enriched, 0 failed"), "{}{}", text(&enriched.stdout), text(&enriched.stderr));
+    let locked = dir(&["conversation", "replace", id, cut.to_str().unwrap()]);
+    assert_eq!(locked.status.code(), Some(1));
+    assert!(text(&locked.stderr).contains("cannot be replaced: it is enriched"), "{}", text(&locked.stderr));
+    let doctor = dir(&["doctor"]);
+    assert!(doctor.status.success(), "the row names the new source, which is stored: {}", text(&doctor.stdout));
+}
+
+#[test]
 fn conversations_are_deleted_by_id_in_any_case() {
     let data = tempfile::tempdir().unwrap();
     let dir = |args: &[&str]| with_data_dir(args, data.path());

@@ -4,7 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/conversations/enrich", post(enrich_many))
         .route("/api/conversations/{conversation_id}", get(get_conversation).delete(delete_conversation))
         .route("/api/conversations/{conversation_id}/enrich", post(enrich_conversation))
+        .route("/api/conversations/{conversation_id}/source", put(replace_source))
         .route("/api/conversations/{conversation_id}/validation-report", get(validation_report))
 }
 
@@ -128,6 +129,50 @@ pub async fn import_conversation(
         Imported::New(conversation) => Ok((StatusCode::CREATED, Json(ConversationBody { conversation }))),
         Imported::Unchanged(conversation) => Ok((StatusCode::OK, Json(ConversationBody { conversation }))),
     }
+}
+
+/// Scaffolding for a replaced source.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReplaceQuery {
+    /// The persona (a key of `/api/personas`); wins over the file's `input_parameters`.
+    pub persona_key: Option<String>,
+    /// The emotional arc (a key of `/api/emotional-arcs`).
+    pub emotional_arc_key: Option<String>,
+    /// The training topic (a key of `/api/training-topics`).
+    pub topic_key: Option<String>,
+}
+
+/// Replaces the source of a conversation that is not enriched (kept as
+/// unparsable text, raw or parsed output, or whose enrichment failed) with
+/// fixed text, read as `POST /api/conversations` reads it; the conversation
+/// keeps its id and is ready to be enriched again (`not_started`). An
+/// enriched conversation, one being enriched or one a training file holds
+/// answers 409 `source_locked`. A `text/plain` body that is still not JSON
+/// is kept for review with its parse error.
+#[utoipa::path(put, path = "/api/conversations/{conversation_id}/source", tag = "conversations", params(("conversation_id" = String, Path, format = Uuid), ReplaceQuery),
+    request_body(content((Object = "application/json"), (String = "text/plain")),
+        description = "raw LLM output (conversation_metadata + turns) or a parsed conversation (+ input_parameters); as text/plain, text that is not JSON is kept for review"),
+    responses((status = 200, body = ConversationBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the conversation is enriched, being enriched, or in a training file"), (status = 413, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn replace_source(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(conversation_id): Path<String>,
+    ApiQuery(query): ApiQuery<ReplaceQuery>,
+    request: Request,
+) -> ApiResult<Json<ConversationBody>> {
+    let conversation_id = uuid_param("conversation_id", &conversation_id)?;
+    let plain_text = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/plain"));
+    let bytes = Bytes::from_request(request, &state).await.map_err(body_rejection)?;
+    let request = ImportRequest {
+        scaffolding: ScaffoldingKeys { persona: query.persona_key, emotional_arc: query.emotional_arc_key, training_topic: query.topic_key },
+        keep_unparsable: plain_text,
+        ..ImportRequest::new("body", bytes)
+    };
+    let conversation = state.store.conversations().replace_source(&user, &conversation_id, request).await?;
+    Ok(Json(ConversationBody { conversation }))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

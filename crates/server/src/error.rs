@@ -104,6 +104,7 @@ impl From<StoreError> for ApiError {
             }
             error @ StoreError::ConflictingImport(_) => Self::new(StatusCode::CONFLICT, "conflict", error.to_string()),
             error @ StoreError::EnrichmentInProgress(_) => Self::new(StatusCode::CONFLICT, "enrichment_in_progress", error.to_string()),
+            error @ StoreError::SourceLocked { .. } => Self::new(StatusCode::CONFLICT, "source_locked", error.to_string()),
             StoreError::Link(LinkError::Gone) => Self::new(StatusCode::NOT_FOUND, "not_found", LinkError::Gone.to_string()),
             StoreError::Link(error) => Self::forbidden(error.to_string()),
             error @ StoreError::Cancelled(_) => Self::new(StatusCode::CONFLICT, "cancelled", error.to_string()),

@@ -43,6 +43,7 @@ pub struct ErrorBody {
         crate::conversations::get_conversation,
         crate::conversations::delete_conversation,
         crate::conversations::import_conversation,
+        crate::conversations::replace_source,
         crate::conversations::enrich_conversation,
         crate::conversations::enrich_many,
         crate::conversations::validation_report,

@@ -352,6 +352,7 @@ async fn health_and_openapi_describe_the_service(t: &TestStore) {
     for path in ["/api/training-files", "/api/training-files/{id}", "/api/training-files/{id}/add-conversations", "/api/training-files/{id}/download", "/api/training-files/{id}/versions", "/api/conversations", "/api/conversations/{conversation_id}/enrich", "/api/conversations/enrich", "/api/conversations/{conversation_id}/validation-report", "/api/personas", "/api/auth/token", "/api/health"] {
         assert!(paths.contains_key(path), "{path} is documented");
     }
+    assert!(doc["paths"]["/api/conversations/{conversation_id}/source"]["put"]["responses"]["409"].is_object(), "the source replacement is documented");
     // The document states the limits the server enforces, so generated clients and fuzzers stay inside them.
     let create = &doc["components"]["schemas"]["CreateRequest"]["properties"];
     assert_eq!(create["conversation_ids"]["maxItems"], 10000, "{create}");
@@ -672,7 +673,45 @@ async fn conversations_in_files_are_deleted_only_when_forced(t: &TestStore) {
     assert_eq!((after["trainingFile"]["conversation_count"].as_i64(), after["trainingFile"]["version"].as_i64()), (Some(1), Some(2)));
 }
 
+async fn a_fixed_file_replaces_an_unparsable_source(t: &TestStore) {
+    t.load_scaffolding().await;
+    let app = TestApp::spawn(t).await;
+    let raw = std::fs::read(fixture("raw/single-convo-file-3-raw.json")).unwrap();
+    let send = |method: Method, path: String, body: Vec<u8>, content_type: &'static str| {
+        app.request(method, &path, &app.alice).header("content-type", content_type).body(body).send()
+    };
+    let kept = send(Method::POST, "/api/conversations".into(), raw[..700].to_vec(), "text/plain").await.unwrap();
+    assert_eq!(kept.status(), StatusCode::CREATED);
+    let kept: Value = kept.json().await.unwrap();
+    let id = kept["conversation"]["conversation_id"].as_str().unwrap().to_owned();
+    let path = format!("/api/conversations/{id}/source?persona_key=pragmatic_optimist&emotional_arc_key=shame_to_acceptance&topic_key=grandparent_529");
+
+    let still_cut = send(Method::PUT, path.clone(), raw[..800].to_vec(), "application/json").await.unwrap();
+    assert_eq!(still_cut.status(), StatusCode::BAD_REQUEST);
+    let fixed = send(Method::PUT, path.clone(), raw.clone(), "text/plain").await.unwrap();
+    assert_eq!(fixed.status(), StatusCode::OK);
+    let fixed: Value = fixed.json().await.unwrap();
+    let conversation = &fixed["conversation"];
+    assert_eq!(conversation["conversation_id"], id.as_str());
+    assert_eq!((conversation["source_stage"].as_str(), conversation["enrichment_status"].as_str()), (Some("raw"), Some("not_started")));
+    assert!(conversation["parse_error"].is_null(), "{conversation}");
+    assert_eq!((conversation["turn_count"].as_i64(), conversation["persona_key"].as_str()), (Some(5), Some("pragmatic_optimist")));
+
+    let (status, run) = app.call(Method::POST, &format!("/api/conversations/{id}/enrich"), &app.alice, None).await;
+    assert_eq!((status, run["conversation"]["enrichment_status"].as_str()), (StatusCode::OK, Some("completed")), "{run}");
+    let refused = send(Method::PUT, path.clone(), raw[..700].to_vec(), "text/plain").await.unwrap();
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert_eq!(refused.json::<Value>().await.unwrap()["code"], "source_locked");
+    let other = send(Method::PUT, format!("/api/conversations/{id}/source"), raw.clone(), "application/json").await;
+    assert_eq!(other.unwrap().status(), StatusCode::CONFLICT);
+    let bobs = app.request(Method::PUT, &format!("/api/conversations/{id}/source"), &app.bob).header("content-type", "application/json").body(raw.clone()).send().await.unwrap();
+    assert_eq!(bobs.status(), StatusCode::NOT_FOUND, "another user's conversation");
+    let bad_id = send(Method::PUT, "/api/conversations/not-a-uuid/source".into(), raw, "application/json").await.unwrap();
+    assert_eq!(bad_id.status(), StatusCode::BAD_REQUEST);
+}
+
 on_both_backends!(
+    a_fixed_file_replaces_an_unparsable_source,
     the_whole_flow_from_import_to_download,
     every_route_but_the_public_ones_needs_a_valid_token,
     a_valid_token_for_an_unknown_user_provisions_it,

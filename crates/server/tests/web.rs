@@ -923,7 +923,48 @@ async fn pages_answer_for_ids_in_any_case(t: &TestStore) {
     assert_eq!(t.store.training_files().get(&t.alice, &file.id).await.unwrap().conversation_count, 1);
 }
 
+async fn a_broken_conversation_is_edited_and_reimported(t: &TestStore) {
+    t.load_scaffolding().await;
+    let mut browser = Browser::open(t).await;
+    browser.sign_in().await;
+    let raw = std::fs::read_to_string(fixture("raw/single-convo-file-3-raw.json")).unwrap();
+    let form = [
+        ("text", &raw[..900]),
+        ("persona_key", "pragmatic_optimist"),
+        ("emotional_arc_key", "shame_to_acceptance"),
+        ("topic_key", "grandparent_529"),
+        ("conversation_id", ""),
+    ];
+    let kept = browser.post("/conversations/import", &form).await;
+    assert_eq!(kept.status(), StatusCode::SEE_OTHER);
+    let conversation = location(&kept).split('?').next().unwrap().to_owned();
+    let page = browser.page(&conversation).await;
+    assert!(page.contains("Edit and re-import") && !page.contains(">Enrich</button>"), "{page}");
+    let prefilled = maud::html! { (raw[..900]) }.into_string();
+    assert!(page.contains(&format!("required>{prefilled}</textarea>")), "the stored text is prefilled: {page}");
+
+    let still_cut = browser.post(&format!("{conversation}/source"), &[("text", &raw[..1000])]).await;
+    assert_eq!(still_cut.status(), StatusCode::BAD_REQUEST);
+    let page = still_cut.text().await.unwrap();
+    assert!(page.contains("Edit and re-import") && page.contains(&maud::html! { (raw[..1000]) }.into_string()), "the edit is kept: {page}");
+
+    let fixed = browser.post(&format!("{conversation}/source"), &[("text", raw.as_str())]).await;
+    assert_eq!(fixed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&fixed), format!("{conversation}?done=replaced"));
+    let page = browser.page(&location(&fixed)).await;
+    assert!(page.contains("Re-imported from the edited text") && page.contains(">Enrich</button>"), "{page}");
+    assert!(!page.contains("Edit and re-import") && !page.contains("needs review"), "{page}");
+    assert!(page.contains("<dd>pragmatic_optimist</dd>"), "the chosen scaffolding stays: {page}");
+    let enriched = browser.post(&format!("{conversation}/enrich"), &[]).await;
+    let page = browser.page(&location(&enriched)).await;
+    assert!(page.contains("<dd>enriched</dd>"), "{page}");
+    let locked = browser.post(&format!("{conversation}/source"), &[("text", &raw[..900])]).await;
+    assert_eq!(locked.status(), StatusCode::CONFLICT);
+    assert!(locked.text().await.unwrap().contains("cannot be replaced: it is enriched"));
+}
+
 on_both_backends!(
+    a_broken_conversation_is_edited_and_reimported,
     a_files_page_shows_its_running_job,
     the_create_form_queues_a_job_when_the_server_has_workers,
     the_login_form_is_throttled_like_the_api,

@@ -39,6 +39,8 @@ pub enum StoreError {
     InvalidSource { path: String, errors: Vec<lora_files_format::Diagnostic> },
     #[error("conversation {0} was already imported with different content")]
     ConflictingImport(String),
+    #[error("the source of conversation {conversation_id} cannot be replaced: {reason}")]
+    SourceLocked { conversation_id: String, reason: String },
     #[error("conversation {0} is being enriched right now; try again when that run ends")]
     EnrichmentInProgress(String),
     #[error("{0}")]

@@ -237,7 +237,54 @@ async fn scaffolding_loads_idempotently(t: &TestStore) {
     assert_eq!((david["name"].as_str(), david["id"].as_str()), (Some("David Chen"), Some(derived_id("persona", "pragmatic_optimist").as_str())));
 }
 
+async fn a_fixed_file_replaces_a_broken_source(t: &TestStore) {
+    t.load_scaffolding().await;
+    let conversations = t.store.conversations();
+    let text = raw_text();
+    let cut = ImportRequest { keep_unparsable: true, conversation_id: Some(DAVID.into()), ..ImportRequest::new("cut.json", text[..900].to_owned()) };
+    let Imported::New(broken) = conversations.import(&t.alice, cut).await.unwrap() else { panic!("new") };
+    assert_eq!(broken.source_stage, "unparsable");
+    let old_key = broken.source_path.clone().unwrap();
+    assert_eq!(t.store.enrichment().run(&t.alice, DAVID).await.unwrap().conversation.enrichment_status, "validation_failed");
+    // A plain import of other bytes under the id is still refused.
+    assert!(matches!(conversations.import(&t.alice, raw_request(raw_text(), DAVID)).await, Err(StoreError::ConflictingImport(_))));
+
+    // Still broken text is refused with where it breaks, and changes nothing.
+    let still_cut = conversations.replace_source(&t.alice, DAVID, ImportRequest::new("body", text[..1000].to_owned())).await;
+    assert!(matches!(still_cut, Err(StoreError::InvalidSource { .. })), "{still_cut:?}");
+    let fixed = conversations.replace_source(&t.alice, DAVID, raw_request(text.clone(), DAVID)).await.unwrap();
+    assert_eq!((fixed.conversation_id.as_str(), fixed.id.as_str()), (DAVID, broken.id.as_str()), "the same row");
+    assert_eq!((fixed.source_stage.as_str(), fixed.enrichment_status.as_str(), fixed.turn_count), ("raw", "not_started", 5));
+    assert!(fixed.parse_error.is_none() && fixed.enrichment_error.is_none());
+    assert_eq!(fixed.persona_key.as_deref(), Some("pragmatic_optimist"));
+    assert_ne!(fixed.source_sha256, broken.source_sha256);
+    assert_eq!(t.object(fixed.source_path.as_ref().unwrap()).await, text.as_bytes());
+    let objects: Vec<String> = t.objects("conversations/").await.into_iter().map(|(key, _)| key).collect();
+    assert!(!objects.contains(&old_key), "the old source is deleted: {objects:?}");
+    assert!(objects.contains(fixed.source_path.as_ref().unwrap()));
+    // The same bytes again change nothing.
+    assert_eq!(conversations.replace_source(&t.alice, DAVID, raw_request(text.clone(), DAVID)).await.unwrap(), fixed);
+
+    // Enriched bytes cannot replace a source.
+    let enriched = lora_files_store::testing::enriched_templates()[0].1.clone();
+    assert!(matches!(conversations.replace_source(&t.alice, DAVID, ImportRequest::new("body", enriched)).await, Err(StoreError::Invalid { .. })));
+    // Enriched, then in a training file: refused, naming why.
+    assert_eq!(t.store.enrichment().run(&t.alice, DAVID).await.unwrap().conversation.enrichment_status, "completed");
+    match conversations.replace_source(&t.alice, DAVID, ImportRequest::new("body", text.replace("  ", " "))).await {
+        Err(StoreError::SourceLocked { reason, .. }) => assert!(reason.contains("enriched"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    t.store.training_files().create(&t.alice, "Holds David", None, &[DAVID.to_owned()]).await.unwrap();
+    t.execute_as_admin(&format!("UPDATE conversations SET enrichment_status = 'validation_failed', enriched_file_path = NULL WHERE conversation_id = '{DAVID}'")).await;
+    match conversations.replace_source(&t.alice, DAVID, ImportRequest::new("body", text.replace("  ", " "))).await {
+        Err(StoreError::SourceLocked { reason, .. }) => assert!(reason.contains("\"Holds David\""), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(conversations.replace_source(&t.alice, &uuid::Uuid::new_v4().to_string(), raw_request(text, DAVID)).await, Err(StoreError::NotFound)));
+}
+
 on_both_backends!(
+    a_fixed_file_replaces_a_broken_source,
     raw_import_then_enrich_completes,
     validation_failure_is_recorded_and_retryable,
     unparsable_text_is_kept_for_review,

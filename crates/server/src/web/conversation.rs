@@ -36,6 +36,10 @@ pub fn router() -> Router<AppState> {
             "/conversations/{conversation_id}/scaffolding",
             post(set_scaffolding),
         )
+        .route(
+            "/conversations/{conversation_id}/source",
+            post(replace_source),
+        )
 }
 
 #[derive(Deserialize)]
@@ -70,10 +74,23 @@ async fn conversation_page(
         Some(bytes) => serde_json::from_slice::<Value>(&bytes).ok(),
         None => None,
     };
+    // A conversation whose text is not JSON or failed, in no file: its
+    // source can be fixed here and imported again under the same id.
+    let failed = report.parse_error.is_some()
+        || matches!(report.enrichment_status.as_str(), "validation_failed" | "normalization_failed");
+    let editable = if failed && files.is_empty() && record.enriched_file_path.is_none() {
+        let source = state.store.conversations().source_bytes(&user, &conversation_id).await?;
+        source.map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    } else {
+        None
+    };
     let choices = Choices::load(&state).await?;
     let notice = match query.done.as_deref() {
         Some("imported") => Some(Notice::Success(
             "Imported. Enrich it to use it in a training file.".to_owned(),
+        )),
+        Some("replaced") => Some(Notice::Success(
+            "Re-imported from the edited text. Enrich it to use it in a training file.".to_owned(),
         )),
         Some("scaffolding") => Some(Notice::Success(
             "Scaffolding changed: enrichment will use it.".to_owned(),
@@ -108,10 +125,10 @@ async fn conversation_page(
             }
         }
         @if let Some(error) = &report.parse_error {
-            div.notice.failure { p { "This conversation needs review: the imported text is not JSON (" (error) "). Fix the text, delete this conversation (below), then import the fixed text with the "
-                a href="/conversations#import" { "import form" } " and the same conversation id, " code { (conversation_id) } "." } }
+            div.notice.failure { p { "This conversation needs review: the imported text is not JSON (" (error) "). Fix the text below and re-import it: the conversation keeps its id." } }
         }
         @if let Some(error) = &report.enrichment_error { div.notice.failure { p { "The last enrichment failed: " (error) } } }
+        @if let Some(text) = &editable { (source_form(&conversation_id, text)) }
         @if let Some(validation) = &report.validation_report {
             h2 { "Validation report" }
             p { (validation.summary) " " span.muted { "(" (layout::when(&validation.validated_at)) ")" } }
@@ -158,6 +175,45 @@ async fn conversation_page(
         body,
     )
     .into_response())
+}
+
+/// "Edit and re-import": the stored source in a textarea, posted back to
+/// replace it.
+fn source_form(conversation_id: &str, text: &str) -> Markup {
+    html! {
+        h2 #source { "Edit and re-import" }
+        form method="post" action=(format!("/conversations/{conversation_id}/source")) {
+            p.muted { "The text this conversation was imported from. Fix it and re-import: it keeps its id and can be enriched again." }
+            label.visually-hidden for="source-text" { "Conversation text" }
+            textarea #source-text name="text" rows="16" required { (text) }
+            button { "Re-import" }
+        }
+    }
+}
+
+/// Replaces a conversation's source with the edited text; text that is
+/// still not JSON is shown again with where it breaks.
+async fn replace_source(
+    State(state): State<AppState>,
+    WebUser(user): WebUser,
+    Path(conversation_id): Path<String>,
+    fields: super::Fields,
+) -> WebResult<Response> {
+    let conversation_id = crate::http::uuid_param("conversation_id", &conversation_id)?;
+    let text = fields.raw("text").to_owned();
+    let request = lora_files_store::conversations::ImportRequest::new("the edited text", text.clone());
+    match state.store.conversations().replace_source(&user, &conversation_id, request).await {
+        Ok(_) => Ok(done(&format!("/conversations/{conversation_id}"), "replaced")),
+        Err(error) => {
+            let error = ApiError::from(error);
+            let notice = Notice::Error(super::errors::explain(&error, &[]));
+            let body = html! {
+                p { a href=(format!("/conversations/{conversation_id}")) { "Back to the conversation" } }
+                (source_form(&conversation_id, &text))
+            };
+            Ok((error.status, page("Edit and re-import", Nav::Conversations, Some(notice), body)).into_response())
+        }
+    }
 }
 
 /// The training pairs as a chat: the user's message, then the target reply

@@ -86,6 +86,12 @@ impl ImportRequest {
     }
 }
 
+/// What an import's bytes are.
+enum Prepared {
+    Enriched,
+    Pending(Pending),
+}
+
 /// A conversation that is not enriched yet, as it will be inserted.
 struct Pending {
     conversation_id: String,
@@ -112,10 +118,20 @@ impl<'s> Conversations<'s> {
     /// (status `not_started`, enriched later). Importing the same bytes again
     /// changes nothing; other bytes under the same id are refused.
     pub async fn import(self, owner: &str, request: ImportRequest) -> Result<Imported, StoreError> {
+        match self.prepare(&request, &ScaffoldingKeys::default()).await? {
+            Prepared::Enriched => self.import_enriched(owner, &request.source, request.bytes).await,
+            Prepared::Pending(pending) => self.insert_pending(owner, &request, pending).await,
+        }
+    }
+
+    /// Reads an import's bytes: an enriched file, or the row of a
+    /// conversation not enriched yet. Its scaffolding keys are those the
+    /// request names, else the file's own, else `fallback`'s.
+    async fn prepare(self, request: &ImportRequest, fallback: &ScaffoldingKeys) -> Result<Prepared, StoreError> {
         if request.bytes.iter().all(u8::is_ascii_whitespace) {
             let mut findings = Findings::default();
             findings.error(&JsonPath::root(), "empty_file", "there is nothing to import: the text is empty");
-            return Err(StoreError::InvalidSource { path: request.source, errors: findings.into_vec() });
+            return Err(StoreError::InvalidSource { path: request.source.clone(), errors: findings.into_vec() });
         }
         let parsed = match source::parse(&request.bytes) {
             Ok(parsed) => parsed.document,
@@ -123,14 +139,14 @@ impl<'s> Conversations<'s> {
                 crate::refuse_nul_keys(&request.scaffolding, ["persona_key", "emotional_arc_key", "topic_key"])?;
                 self.store.scaffolding().check_keys(&request.scaffolding).await?;
                 let pending = Pending {
-                    conversation_id: conversation_id_for(&request, None)?,
+                    conversation_id: conversation_id_for(request, None)?,
                     stage: "unparsable",
                     parse_error: Some(error.to_string()),
-                    keys: request.scaffolding.clone(),
+                    keys: request.scaffolding.clone().or(fallback.clone()),
                     snapshot: None,
                     turn_count: 0,
                 };
-                return self.insert_pending(owner, &request, pending).await;
+                return Ok(Prepared::Pending(pending));
             }
             Err(error) => {
                 let diagnostic = Diagnostic {
@@ -140,14 +156,14 @@ impl<'s> Conversations<'s> {
                     message: error.message,
                     position: Some(error.position),
                 };
-                return Err(StoreError::InvalidSource { path: request.source, errors: vec![diagnostic] });
+                return Err(StoreError::InvalidSource { path: request.source.clone(), errors: vec![diagnostic] });
             }
         };
         let stage = match Stage::of(&parsed) {
             Some(Stage::Enriched) => {
                 crate::refuse_nul_keys(&request.scaffolding, ["persona_key", "emotional_arc_key", "topic_key"])?;
                 self.store.scaffolding().check_keys(&request.scaffolding).await?;
-                return self.import_enriched(owner, &request.source, request.bytes).await;
+                return Ok(Prepared::Enriched);
             }
             Some(Stage::Raw) => "raw",
             Some(Stage::Parsed) => "parsed",
@@ -159,25 +175,119 @@ impl<'s> Conversations<'s> {
                     "neither raw LLM output (conversation_metadata + turns), a parsed conversation (+ input_parameters), nor an enriched v4 file (dataset_metadata + training_pairs)",
                 );
                 findings.locate_in(&request.bytes);
-                return Err(StoreError::InvalidSource { path: request.source, errors: findings.into_vec() });
+                return Err(StoreError::InvalidSource { path: request.source.clone(), errors: findings.into_vec() });
             }
         };
         crate::refuse_nul_keys(&request.scaffolding, ["persona_key", "emotional_arc_key", "topic_key"])?;
-        let keys = request.scaffolding.clone().or(ScaffoldingKeys::from_parameters(parsed.get("input_parameters")));
+        let keys = request.scaffolding.clone().or(ScaffoldingKeys::from_parameters(parsed.get("input_parameters"))).or(fallback.clone());
         crate::refuse_nul_keys(&keys, ["input_parameters.persona_key", "input_parameters.emotional_arc_key", "input_parameters.training_topic_key"])?;
         // The explicit keys win the merge, so the reference says whether they exist.
         let reference = self.store.scaffolding().reference(&keys).await?;
         require_known(&request.scaffolding, &reference)?;
         let parameters = input_parameters(&reference, parsed.get("input_parameters").and_then(Value::as_object)).map(Value::Object);
         let pending = Pending {
-            conversation_id: conversation_id_for(&request, Some(&parsed))?,
+            conversation_id: conversation_id_for(request, Some(&parsed))?,
             stage,
             parse_error: None,
             keys,
             snapshot: snapshot(parameters.as_ref(), parsed.pointer("/scaffolding_snapshot/system_prompt")),
             turn_count: parsed.get("turns").and_then(Value::as_array).map_or(0, Vec::len) as i64,
         };
-        self.insert_pending(owner, &request, pending).await
+        Ok(Prepared::Pending(pending))
+    }
+
+    /// Replaces the source of a conversation that is not enriched (kept as
+    /// unparsable text, raw or parsed output, or whose enrichment failed)
+    /// with new bytes, read as [`Self::import`] reads them: the fixed file
+    /// of a conversation that could not be parsed or enriched. Its id stays;
+    /// its stage, scaffolding keys and turn count follow the new bytes, and
+    /// it is ready to be enriched again (`not_started`). Keys neither the
+    /// request nor the new bytes name stay as they were. An enriched
+    /// conversation, one being enriched, or one a training file holds is
+    /// refused ([`StoreError::SourceLocked`]); so are enriched bytes.
+    pub async fn replace_source(self, owner: &str, conversation_id: &str, mut request: ImportRequest) -> Result<ConversationRecord, StoreError> {
+        let existing = self.get(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
+        let conversation_id = existing.conversation_id.clone();
+        check_replaceable(&existing, &self.files_holding(owner, &conversation_id).await?)?;
+        request.conversation_id = Some(conversation_id.clone());
+        let kept = ScaffoldingKeys { persona: existing.persona_key.clone(), emotional_arc: existing.emotional_arc_key.clone(), training_topic: existing.topic_key.clone() };
+        let pending = match self.prepare(&request, &kept).await? {
+            Prepared::Pending(pending) => pending,
+            Prepared::Enriched => {
+                return Err(StoreError::invalid("body", "this is an enriched file; it cannot replace the source of a conversation that is not enriched: delete the conversation and import the file"));
+            }
+        };
+        let sha256 = hex::encode(Sha256::digest(&request.bytes));
+        if existing.source_sha256.as_deref() == Some(sha256.as_str()) {
+            return Ok(existing);
+        }
+        let key = format!("conversations/{owner}/{conversation_id}/source-{}.json", &sha256[..12]);
+        if !self.store.blobs.exists(&key).await? {
+            self.store.blobs.put_new(&key, request.bytes.clone()).await?;
+        }
+        let mut tx = self.store.catalogue.begin_as(owner).await?;
+        // The conditions again, in the statement: an enrichment or a training
+        // file that took the conversation since the check wins.
+        let changed = sqlx::query(
+            "UPDATE conversations SET enrichment_status = 'not_started', source_stage = $3, parse_error = $4, persona_key = $5, emotional_arc_key = $6, \
+             topic_key = $7, scaffolding_snapshot = $8, turn_count = $9, pair_count = 0, source_path = $10, source_sha256 = $11, updated_at = $12, \
+             validation_report = NULL, enrichment_error = NULL, enrichment_started_at = NULL, quality_score = NULL, tier = NULL \
+             WHERE owner_id = $1 AND conversation_id = $2 AND enrichment_status NOT IN ('completed', 'enriched', 'enrichment_in_progress') \
+             AND enriched_file_path IS NULL AND COALESCE(source_sha256, '') = COALESCE($13, '') \
+             AND NOT EXISTS (SELECT 1 FROM training_file_conversations m WHERE m.owner_id = $1 AND m.conversation_id = $2)",
+        )
+        .bind(owner)
+        .bind(&conversation_id)
+        .bind(pending.stage)
+        .bind(&pending.parse_error)
+        .bind(&pending.keys.persona)
+        .bind(&pending.keys.emotional_arc)
+        .bind(&pending.keys.training_topic)
+        .bind(&pending.snapshot)
+        .bind(pending.turn_count)
+        .bind(&key)
+        .bind(&sha256)
+        .bind(now_text())
+        .bind(&existing.source_sha256)
+        .execute(&mut *tx)
+        .await;
+        let changed = match changed {
+            Ok(done) => done.rows_affected() == 1,
+            Err(error) => {
+                drop(tx);
+                self.forget_object(&key, &existing).await;
+                return Err(error.into());
+            }
+        };
+        if !changed {
+            drop(tx);
+            self.forget_object(&key, &existing).await;
+            let now = self.get(owner, &conversation_id).await?.ok_or(StoreError::NotFound)?;
+            check_replaceable(&now, &self.files_holding(owner, &conversation_id).await?)?;
+            return Err(StoreError::ConflictingImport(conversation_id));
+        }
+        if let Err(error) = tx.commit().await {
+            self.forget_object(&key, &existing).await;
+            return Err(error.into());
+        }
+        if let Some(old) = existing.source_path.as_deref().filter(|old| *old != key) {
+            // The row no longer names it; a failed delete leaves an orphan for `doctor`.
+            if let Err(error) = self.store.blobs.delete(old).await {
+                tracing::warn!(key = old, %error, "could not delete a replaced source's object");
+            }
+        }
+        self.get(owner, &conversation_id).await?.ok_or(StoreError::NotFound)
+    }
+
+    /// Deletes the object a replacement stored and did not land, unless the
+    /// row still names it.
+    async fn forget_object(&self, key: &str, existing: &ConversationRecord) {
+        if existing.source_path.as_deref() == Some(key) || existing.enriched_file_path.as_deref() == Some(key) {
+            return;
+        }
+        if let Err(error) = self.store.blobs.delete(key).await {
+            tracing::warn!(key, %error, "could not delete a failed replacement's object; `lora-files doctor --repair` will");
+        }
     }
 
     async fn insert_pending(self, owner: &str, request: &ImportRequest, pending: Pending) -> Result<Imported, StoreError> {
@@ -432,6 +542,16 @@ impl<'s> Conversations<'s> {
         Ok(())
     }
 
+    /// The stored source of a conversation, as it was imported (`None` when
+    /// none is recorded).
+    pub async fn source_bytes(self, owner: &str, conversation_id: &str) -> Result<Option<Bytes>, StoreError> {
+        let record = self.get(owner, conversation_id).await?.ok_or(StoreError::NotFound)?;
+        match record.source_path {
+            Some(key) => Ok(Some(self.store.blobs.get(&key).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// The stored enriched file of a conversation, as it was written (`None`
     /// before it is enriched).
     pub async fn enriched_bytes(self, owner: &str, conversation_id: &str) -> Result<Option<Bytes>, StoreError> {
@@ -441,6 +561,22 @@ impl<'s> Conversations<'s> {
             None => Ok(None),
         }
     }
+}
+
+/// Whether a conversation's source may be replaced: not while it is
+/// enriched (or being enriched), nor while a training file holds it.
+fn check_replaceable(record: &ConversationRecord, files: &[FileHolding]) -> Result<(), StoreError> {
+    let reason = match record.enrichment_status.as_str() {
+        "enrichment_in_progress" => "it is being enriched right now".to_string(),
+        "completed" | "enriched" => "it is enriched; delete it and import the new file instead".to_string(),
+        _ if record.enriched_file_path.is_some() => "it is enriched; delete it and import the new file instead".to_string(),
+        _ if !files.is_empty() => {
+            let names: Vec<String> = files.iter().map(|f| format!("{:?}", f.name)).collect();
+            format!("it is in the training file(s) {}; remove it from them first", names.join(", "))
+        }
+        _ => return Ok(()),
+    };
+    Err(StoreError::SourceLocked { conversation_id: record.conversation_id.clone(), reason })
 }
 
 fn held_by(files: &[FileHolding]) -> StoreError {
