@@ -17,17 +17,11 @@ use super::{judge_reimport, snapshot, Conversations, ImportRequest, Imported};
 use crate::catalogue::Transaction;
 use crate::records::{ConversationRecord, CONVERSATION_COLUMNS};
 use crate::scaffolding::ScaffoldingKeys;
-use crate::training_files::sql::{in_list, placeholders};
+use crate::training_files::sql::{in_list, placeholders, IDS_PER_QUERY, ROWS_PER_INSERT};
 use crate::{new_id, now_text, Store, StoreError};
 
 /// Object writes in flight at once.
 const CONCURRENT_PUTS: usize = 16;
-
-/// Rows per multi-row INSERT (20 values each: under both backends' limits).
-const ROWS_PER_INSERT: usize = 256;
-
-/// Ids per `IN (…)` list.
-const IDS_PER_QUERY: usize = 500;
 
 /// An enriched conversation file, read and checked, as it will be stored.
 pub(super) struct Enriched {

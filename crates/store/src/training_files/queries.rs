@@ -10,7 +10,7 @@ use lora_files_format::value::Value;
 
 use super::manifest::{Location, Manifest};
 use super::segments::Source;
-use super::sql::in_list;
+use super::sql::{in_list, IDS_PER_QUERY};
 use super::{FileFilter, TrainingFiles};
 use crate::error::Ineligible;
 use crate::owner_cache::{ListKey, ListedPage};
@@ -18,8 +18,6 @@ use crate::paging::{contains_pattern, decode_cursor, page};
 use crate::records::{Member, Page, TrainingFile, Version, MEMBER_COLUMNS, TRAINING_FILE_COLUMNS, VERSION_COLUMNS};
 use crate::StoreError;
 
-/// Ids per `IN (…)` list.
-const IDS_PER_QUERY: usize = 500;
 
 /// A version as a change starts from it: its layout and its running totals.
 pub(super) struct VersionState {

@@ -11,7 +11,10 @@ use crate::{new_id, StoreError};
 
 /// Rows one multi-row INSERT carries: under both backends' limits on bound
 /// values (SQLite 32 766, PostgreSQL 65 535) at 31 columns.
-pub(super) const ROWS_PER_INSERT: usize = 256;
+pub(crate) const ROWS_PER_INSERT: usize = 256;
+
+/// Ids per `IN (…)` list.
+pub(crate) const IDS_PER_QUERY: usize = 500;
 
 /// `($1, $2, …), (…)`: placeholders for `rows` rows of `columns` values
 /// (only the number of rows varies; the statement text has no data in it).
