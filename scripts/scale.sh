@@ -94,6 +94,11 @@ step "remove 1 (DELETE …/conversations/{id})"
 api -X DELETE "$base/api/training-files/$file/conversations/$(head -1 "$work/ids")" >/dev/null
 done_step
 
+# The create left its tokens to be counted after it committed.
+step "export figures counted (detail states them)"
+until api "$base/api/training-files/$file" | python3 -c 'import json, sys; sys.exit(0 if "exports" in json.load(sys.stdin) else 1)'; do sleep 1; done
+done_step "$(api "$base/api/training-files/$file" | python3 -c 'import json, sys; e = json.load(sys.stdin)["exports"]; print(e["total_tokens"], "tokens,", e["examples"], "examples")' 2>/dev/null || true)"
+
 detail="$(api "$base/api/training-files/$file")"
 for version in latest 1; do
   for format in json jsonl; do

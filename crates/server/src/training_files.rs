@@ -35,7 +35,8 @@ pub fn router() -> Router<AppState> {
 pub struct TrainingFileBody {
     #[serde(rename = "trainingFile")]
     pub training_file: TrainingFile,
-    /// The current version's exports (in the file detail only).
+    /// The current version's exports (in the file detail only; absent while
+    /// a large change's are being counted, which follows its commit).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exports: Option<ExportFiguresBody>,
 }
@@ -255,10 +256,11 @@ pub async fn get_file(State(state): State<AppState>, AuthUser(user): AuthUser, P
     let id = uuid_param("id", &id)?;
     let files = state.store.training_files();
     let file = files.get(&user, &id).await?;
-    // A file still being created has no version to count.
+    // A file still being created has no version to count, and a large
+    // change's figures are counted after it commits.
     let exports = match file.version {
         0 => None,
-        version => Some(files.export_figures(&user, &id, Some(version)).await?.into()),
+        version => files.known_export_figures(&user, &id, version).await?.map(Into::into),
     };
     Ok(Json(TrainingFileBody { training_file: file, exports }))
 }

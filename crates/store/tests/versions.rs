@@ -187,4 +187,36 @@ async fn any_sequence_of_changes_gives_the_offline_build(t: &TestStore) {
     }
 }
 
-on_both_backends!(any_sequence_of_changes_gives_the_offline_build);
+
+/// A create of more than 64 conversations commits without its export
+/// figures (tokenizing costs many times what rendering does) and counts
+/// them after: every version's figures then equal a count of its JSONL,
+/// whether a small add landed before the counting was done or after.
+async fn a_large_change_counts_its_export_figures_after_it_commits(t: &TestStore) {
+    use lora_files_format::export::{ExportFigures, Tokenizer};
+    let ids = t.import_copies(&t.alice, 70).await;
+    let files = t.store.training_files();
+    let created = files.create(&t.alice, "large", None, &ids[..66]).await.unwrap();
+    let added = files.add(&t.alice, &created.id, &ids[66..68]).await.unwrap();
+    let settled = files.settle_figures(&t.alice, &created.id).await.unwrap().expect("every member is counted");
+    let counted = |jsonl: Bytes| ExportFigures::of_jsonl(&jsonl, &Tokenizer::o200k());
+    assert_eq!(settled, counted(t.download(&t.alice, &created.id, DownloadFormat::Jsonl, Some(added.version)).await));
+    assert_eq!(files.known_export_figures(&t.alice, &created.id, added.version).await.unwrap(), Some(settled));
+    let first = files.export_figures(&t.alice, &created.id, Some(created.version)).await.unwrap();
+    assert_eq!(first, counted(t.download(&t.alice, &created.id, DownloadFormat::Jsonl, Some(created.version)).await));
+    let mut tx = t.transaction_as(Some(&t.alice)).await;
+    let (uncounted,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM training_file_conversations WHERE training_file_id = $1 AND openai_size IS NULL")
+        .bind(&created.id)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    drop(tx);
+    assert_eq!(uncounted, 0, "every member keeps its own figures");
+    // A small add now carries them at commit, and a removal subtracts.
+    let latest = files.add(&t.alice, &created.id, &ids[68..]).await.unwrap();
+    let latest = files.remove(&t.alice, &latest.id, &ids[0]).await.unwrap();
+    let known = files.known_export_figures(&t.alice, &created.id, latest.version).await.unwrap();
+    assert_eq!(known, Some(counted(t.download(&t.alice, &created.id, DownloadFormat::Jsonl, Some(latest.version)).await)));
+}
+
+on_both_backends!(any_sequence_of_changes_gives_the_offline_build, a_large_change_counts_its_export_figures_after_it_commits);

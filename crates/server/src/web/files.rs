@@ -307,7 +307,7 @@ async fn file_page(
     let running = state.store.jobs().list(&user, None, Some(&id), 1).await?.into_iter().find(|job| !job.is_final());
     let exports = match file.version {
         0 => None,
-        version => Some(state.store.training_files().export_figures(&user, &id, Some(version)).await?),
+        version => state.store.training_files().known_export_figures(&user, &id, version).await?,
     };
     let notice = match query.done.as_deref() {
         Some("created") => Some(format!(
@@ -369,6 +369,8 @@ async fn file_page(
                 div.card { div.figure { (thousands(tokens.max_example_tokens)) } div.label { "tokens in the largest of " (plural(tokens.examples as i64, "example", "examples")) } }
                 div.card { div.figure { (human_size(tokens.openai_bytes as i64)) } div.label { "OpenAI · ShareGPT " (human_size(tokens.sharegpt_bytes as i64)) " · Alpaca " (human_size(tokens.alpaca_bytes as i64)) } }
             }
+        } @else if file.version > 0 {
+            p.muted { "Counting this version's tokens and export sizes; reload in a moment to see them." }
         }
         p { "Current version: " (download_links(&file, None)) " · created " (layout::when_full(&file.created_at)) }
         h2 { "What it holds" }

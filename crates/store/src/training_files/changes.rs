@@ -292,8 +292,14 @@ impl TrainingFiles<'_> {
     async fn change(self, user: &str, file_id: &str, change: Change) -> Result<TrainingFile, StoreError> {
         let _queued = self.shared().locks.lock(file_id).await;
         let file = self.change_queued(user, file_id, &change).await?;
-        if matches!(change, Change::Compact) {
-            return Ok(file);
+        let added = match &change {
+            Change::Create(sources) => sources.len(),
+            Change::Add(ids) => ids.len(),
+            Change::Remove(_) => 0,
+            Change::Compact => return Ok(file),
+        };
+        if added > super::figures::COUNT_INLINE_UP_TO {
+            self.settle_figures_later(user, file_id);
         }
         // Keeping the ranges few keeps downloads fast; the file is already
         // changed, so a failed compaction is only logged.

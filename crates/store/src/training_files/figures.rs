@@ -1,10 +1,19 @@
 //! A version's export figures: the bytes of its OpenAI, ShareGPT and Alpaca
-//! exports and the `o200k_base` tokens of its OpenAI export, summed over its
-//! members at commit (each member's were counted when it was added), so a
-//! change costs what it adds; a version whose members predate the figures
-//! gets them on first use, from one pass over its JSONL, kept in its row.
+//! exports and the `o200k_base` tokens of its OpenAI export.
+//!
+//! Each member's figures are kept in its row. A small change counts what it
+//! adds and carries the version's figures from the previous version's at
+//! commit, so it costs what it adds. A large one (a create of thousands)
+//! commits without them: tokenizing costs many times what rendering does,
+//! so its members are counted after the commit ([`TrainingFiles::settle_figures`],
+//! in the background), and the version's figures are then their sums. Until
+//! then the file detail has none; a download of an export waits for them.
+//! An older version without figures gets them on first use, from one pass
+//! over its JSONL, kept in its row.
 
-use futures::TryStreamExt;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
 use lora_files_format::export::{ExportFigures, FiguresCounter, Tokenizer};
 
 use super::sql::NewMember;
@@ -27,6 +36,25 @@ fn from_row(row: Row) -> Option<ExportFigures> {
         examples: n(examples?),
         max_example_tokens: n(max?),
     })
+}
+
+/// A change adding more members than this leaves their figures to
+/// [`TrainingFiles::settle_figures`], after it commits.
+pub(super) const COUNT_INLINE_UP_TO: usize = 64;
+
+/// Members counted per round of [`TrainingFiles::settle_figures`] (bounds its memory).
+const SETTLE_BATCH: i64 = 256;
+
+/// Members read and counted at once (on the blocking pool).
+const SETTLE_AHEAD: usize = 4;
+
+/// Rounds of stating the current version's figures while changes keep landing.
+const STATE_ATTEMPTS: usize = 16;
+
+/// The figures as [`COLUMNS`] hold them.
+fn columns(figures: &ExportFigures) -> [i64; 7] {
+    [figures.openai_bytes, figures.sharegpt_bytes, figures.alpaca_bytes, figures.context_tokens, figures.training_tokens, figures.examples, figures.max_example_tokens]
+        .map(|value| value as i64)
 }
 
 const COLUMNS: &str = "openai_size, sharegpt_size, alpaca_size, context_tokens, training_tokens, token_examples, max_example_tokens";
@@ -89,59 +117,192 @@ pub(super) async fn carried(tx: &mut Transaction, file_id: &str, previous: i64, 
 
 /// Writes a version's figures into its row.
 pub(super) async fn state(tx: &mut Transaction, file_id: &str, version: i64, figures: &ExportFigures) -> Result<(), StoreError> {
-    let n = |v: u64| v as i64;
-    sqlx::query(
-        "UPDATE training_file_versions SET openai_size = $3, sharegpt_size = $4, alpaca_size = $5, context_tokens = $6, training_tokens = $7, \
-         token_examples = $8, max_example_tokens = $9 WHERE training_file_id = $1 AND version = $2",
-    )
-    .bind(file_id)
-    .bind(version)
-    .bind(n(figures.openai_bytes))
-    .bind(n(figures.sharegpt_bytes))
-    .bind(n(figures.alpaca_bytes))
-    .bind(n(figures.context_tokens))
-    .bind(n(figures.training_tokens))
-    .bind(n(figures.examples))
-    .bind(n(figures.max_example_tokens))
-    .execute(&mut **tx)
-    .await?;
+    let sql = format!("UPDATE training_file_versions SET ({COLUMNS}) = ($1, $2, $3, $4, $5, $6, $7) WHERE training_file_id = $8 AND version = $9");
+    let mut query = sqlx::query(&sql);
+    for value in columns(figures) {
+        query = query.bind(value);
+    }
+    query.bind(file_id).bind(version).execute(&mut **tx).await?;
     Ok(())
 }
 
 impl TrainingFiles<'_> {
+    /// The export figures of a version, when they are known without
+    /// waiting: `None` while a large change's are being counted (this starts
+    /// the counting again if a crash stopped it). An older version without
+    /// figures is counted now.
+    pub async fn known_export_figures(self, user: &str, file_id: &str, version: i64) -> Result<Option<ExportFigures>, StoreError> {
+        if let Some(figures) = self.stated_figures(user, file_id, version).await? {
+            return Ok(Some(figures));
+        }
+        if version != self.get(user, file_id).await?.version {
+            return self.export_figures(user, file_id, Some(version)).await.map(Some);
+        }
+        if !self.shared().settling.is_taken(file_id) {
+            self.settle_figures_later(user, file_id);
+        }
+        Ok(None)
+    }
+
+    /// Counts the figures of the file's members that have none in the
+    /// background; a failure is logged (the figures are then counted on
+    /// first use).
+    pub(super) fn settle_figures_later(self, user: &str, file_id: &str) {
+        let store = self.store.clone();
+        let (user, file_id) = (user.to_owned(), file_id.to_owned());
+        tokio::spawn(async move {
+            if let Err(error) = store.training_files().settle_figures(&user, &file_id).await {
+                tracing::warn!(file_id, %error, "counting a file's export figures failed; they are counted on first use");
+            }
+        });
+    }
+
+    /// Counts the export figures of the file's members that have none (a
+    /// large change left them), then states the current version's as their
+    /// sums. One run at a time per file in this process; another process
+    /// doing the same costs only time (every write is conditional). The
+    /// current version's figures, or `None` when a member still has none
+    /// (a large change committed meanwhile, and counts its own).
+    pub async fn settle_figures(self, user: &str, file_id: &str) -> Result<Option<ExportFigures>, StoreError> {
+        let _settling = self.shared().settling.lock(file_id).await;
+        let tokenizer = Arc::new(Tokenizer::o200k());
+        let mut after = i64::MIN;
+        loop {
+            let mut tx = self.store.catalogue.begin_as(user).await?;
+            let missing: Vec<(String, i64, String, i64, i64)> = sqlx::query_as(
+                "SELECT conversation_id, position, fragment_jsonl_path, fragment_jsonl_offset, fragment_jsonl_size FROM training_file_conversations \
+                 WHERE training_file_id = $1 AND openai_size IS NULL AND position > $2 ORDER BY position LIMIT $3",
+            )
+            .bind(file_id)
+            .bind(after)
+            .bind(SETTLE_BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            let Some(last) = missing.last() else { break };
+            after = last.1;
+            let counted: Vec<(String, ExportFigures)> = futures::stream::iter(missing)
+                .map(|(conversation_id, _, key, offset, size)| {
+                    let (blobs, tokenizer) = (self.store.blobs.clone(), tokenizer.clone());
+                    async move {
+                        let jsonl = blobs.get_range(&key, offset as u64..(offset + size) as u64).await?;
+                        let figures = tokio::task::spawn_blocking(move || ExportFigures::of_jsonl(&jsonl, &tokenizer))
+                            .await
+                            .map_err(|error| StoreError::Internal(format!("counting a conversation's exports failed: {error}")))?;
+                        Ok::<_, StoreError>((conversation_id, figures))
+                    }
+                })
+                .buffered(SETTLE_AHEAD)
+                .try_collect()
+                .await?;
+            let mut tx = self.store.catalogue.begin_as(user).await?;
+            for (conversation_id, figures) in &counted {
+                let sql = format!(
+                    "UPDATE training_file_conversations SET ({COLUMNS}) = ($1, $2, $3, $4, $5, $6, $7) \
+                     WHERE training_file_id = $8 AND conversation_id = $9 AND openai_size IS NULL"
+                );
+                let mut query = sqlx::query(&sql);
+                for value in columns(figures) {
+                    query = query.bind(value);
+                }
+                query.bind(file_id).bind(conversation_id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        }
+        self.state_current_figures(user, file_id).await
+    }
+
+    /// States the current version's figures as the sums of its members'
+    /// when every member has its own. Each attempt reads the version, sums,
+    /// and writes only if the file is still at that version.
+    async fn state_current_figures(self, user: &str, file_id: &str) -> Result<Option<ExportFigures>, StoreError> {
+        for _ in 0..STATE_ATTEMPTS {
+            let mut tx = self.store.catalogue.begin_as(user).await?;
+            let (version,): (i64,) = sqlx::query_as("SELECT current_version FROM training_files WHERE id = $1 AND owner_id = $2")
+                .bind(file_id)
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            let stated: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM training_file_versions WHERE training_file_id = $1 AND version = $2"))
+                .bind(file_id)
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(figures) = stated.and_then(from_row) {
+                tx.commit().await?;
+                return Ok(Some(figures));
+            }
+            let (missing, openai, sharegpt, alpaca, context, training, examples, max): (i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
+                sqlx::query_as(
+                    "SELECT COUNT(*) - COUNT(openai_size), CAST(SUM(openai_size) AS BIGINT), CAST(SUM(sharegpt_size) AS BIGINT), CAST(SUM(alpaca_size) AS BIGINT), \
+                     CAST(SUM(context_tokens) AS BIGINT), CAST(SUM(training_tokens) AS BIGINT), CAST(SUM(token_examples) AS BIGINT), MAX(max_example_tokens) \
+                     FROM training_file_conversations WHERE training_file_id = $1",
+                )
+                .bind(file_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if missing > 0 {
+                tx.commit().await?;
+                return Ok(None);
+            }
+            let zero = Some(0);
+            let figures = from_row((openai.or(zero), sharegpt.or(zero), alpaca.or(zero), context.or(zero), training.or(zero), examples.or(zero), max.or(zero)))
+                .expect("every figure is given");
+            let sql = format!(
+                "UPDATE training_file_versions SET ({COLUMNS}) = ($1, $2, $3, $4, $5, $6, $7) \
+                 WHERE training_file_id = $8 AND version = $9 AND openai_size IS NULL \
+                 AND (SELECT current_version FROM training_files WHERE id = $8) = $9"
+            );
+            let mut query = sqlx::query(&sql);
+            for value in columns(&figures) {
+                query = query.bind(value);
+            }
+            query.bind(file_id).bind(version).execute(&mut *tx).await?;
+            tx.commit().await?;
+        }
+        Ok(None)
+    }
+
     /// The export figures of a version (the current one when `None`).
     pub async fn export_figures(self, user: &str, file_id: &str, version: Option<i64>) -> Result<ExportFigures, StoreError> {
         let version = match version {
             Some(version) => version,
             None => self.get(user, file_id).await?.version,
         };
-        let mut tx = self.store.catalogue.begin_as(user).await?;
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT openai_size, sharegpt_size, alpaca_size, context_tokens, training_tokens, token_examples, max_example_tokens \
-             FROM training_file_versions WHERE training_file_id = $1 AND version = $2 AND owner_id = $3",
-        )
-        .bind(file_id)
-        .bind(version)
-        .bind(user)
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let row = row.ok_or(StoreError::NotFound)?;
-        if let Some(figures) = from_row(row) {
+        if let Some(figures) = self.stated_figures(user, file_id, version).await? {
             return Ok(figures);
+        }
+        if version == self.get(user, file_id).await?.version {
+            if let Some(figures) = self.settle_figures(user, file_id).await? {
+                return Ok(figures);
+            }
         }
         let figures = self.count_version(user, file_id, version).await?;
         let mut tx = self.store.catalogue.begin_as(user).await?;
-        let mut query = sqlx::query(
-            "UPDATE training_file_versions SET openai_size = $1, sharegpt_size = $2, alpaca_size = $3, context_tokens = $4, training_tokens = $5, \
-             token_examples = $6, max_example_tokens = $7 WHERE training_file_id = $8 AND version = $9 AND owner_id = $10",
+        let sql = format!(
+            "UPDATE training_file_versions SET ({COLUMNS}) = ($1, $2, $3, $4, $5, $6, $7) WHERE training_file_id = $8 AND version = $9 AND owner_id = $10"
         );
-        for value in [figures.openai_bytes, figures.sharegpt_bytes, figures.alpaca_bytes, figures.context_tokens, figures.training_tokens, figures.examples, figures.max_example_tokens] {
-            query = query.bind(value as i64);
+        let mut query = sqlx::query(&sql);
+        for value in columns(&figures) {
+            query = query.bind(value);
         }
         query.bind(file_id).bind(version).bind(user).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(figures)
+    }
+
+    /// A version's figures as its row states them (`NotFound` without the row).
+    async fn stated_figures(self, user: &str, file_id: &str, version: i64) -> Result<Option<ExportFigures>, StoreError> {
+        let mut tx = self.store.catalogue.begin_as(user).await?;
+        let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM training_file_versions WHERE training_file_id = $1 AND version = $2 AND owner_id = $3"))
+            .bind(file_id)
+            .bind(version)
+            .bind(user)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(from_row(row.ok_or(StoreError::NotFound)?))
     }
 
     /// One pass over a version's JSONL, counting on the blocking pool.

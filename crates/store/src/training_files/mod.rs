@@ -126,13 +126,15 @@ pub struct TrainingFiles<'s> {
 #[derive(Clone)]
 pub(crate) struct Shared {
     locks: FileLocks,
+    /// Counting a file's export figures after a large change: one at a time.
+    settling: FileLocks,
     lists: OwnerCache<ListKey, Arc<ListedPage>>,
     downloads: OwnerCache<(String, DownloadFormat, Option<i64>), download::Described>,
 }
 
 impl Shared {
     pub(crate) fn new(ttl: std::time::Duration) -> Self {
-        Self { locks: FileLocks::default(), lists: OwnerCache::new(ttl), downloads: OwnerCache::new(ttl) }
+        Self { locks: FileLocks::default(), settling: FileLocks::default(), lists: OwnerCache::new(ttl), downloads: OwnerCache::new(ttl) }
     }
 }
 
@@ -179,6 +181,12 @@ impl FileLocks {
             }
         };
         lock.lock_owned().await
+    }
+
+    /// Whether someone in this process holds or waits for `file_id`'s lock.
+    fn is_taken(&self, file_id: &str) -> bool {
+        let locks = self.0.lock().expect("no panics while holding the lock");
+        locks.get(file_id).is_some_and(|lock| lock.strong_count() > 0)
     }
 }
 

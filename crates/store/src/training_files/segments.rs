@@ -180,12 +180,15 @@ pub(crate) async fn write_members(
     progress: Option<&dyn crate::progress::Progress>,
 ) -> Result<Vec<NewMember>, StoreError> {
     let now = now_text();
+    // A large change leaves its members' export figures to be counted after
+    // it commits (tokenizing costs many times what rendering does).
+    let count_exports = placed.len() <= super::figures::COUNT_INLINE_UP_TO;
     let mut rendered = futures::stream::iter(placed)
         .map(|placed| {
             let blobs = store.blobs.clone();
             async move {
                 let bytes = blobs.get(&placed.source.key).await?;
-                let (fragment, exports) = render_blocking(bytes, placed.source.clone(), placed.line_suffix.clone(), true).await?;
+                let (fragment, exports) = render_blocking(bytes, placed.source.clone(), placed.line_suffix.clone(), count_exports).await?;
                 Ok::<_, StoreError>((placed, fragment, exports))
             }
         })
