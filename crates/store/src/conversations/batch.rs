@@ -17,7 +17,7 @@ use super::{judge_reimport, snapshot, Conversations, ImportRequest, Imported};
 use crate::catalogue::Transaction;
 use crate::records::{ConversationRecord, CONVERSATION_COLUMNS};
 use crate::scaffolding::ScaffoldingKeys;
-use crate::training_files::sql::{in_list, placeholders, IDS_PER_QUERY, ROWS_PER_INSERT};
+use crate::training_files::sql::{in_list, placeholders, rows_per_insert, IDS_PER_QUERY};
 use crate::{new_id, now_text, Store, StoreError};
 
 /// Object writes in flight at once.
@@ -79,7 +79,7 @@ pub(super) async fn insert_enriched(tx: &mut Transaction, owner: &str, conversat
     let mut row_ids: Vec<String> = conversations.iter().map(|_| new_id()).collect();
     row_ids.sort();
     let mut row_ids = row_ids.into_iter();
-    for chunk in conversations.chunks(ROWS_PER_INSERT) {
+    for chunk in conversations.chunks(rows_per_insert(COLUMNS)) {
         let sql = format!(
             "INSERT INTO conversations (id, conversation_id, owner_id, enrichment_status, enriched_file_path, enriched_file_size, \
              enriched_sha256, persona_key, emotional_arc_key, topic_key, scaffolding_snapshot, quality_score, turn_count, \
