@@ -579,7 +579,36 @@ async fn export_download_survives_storage_faults(t: &TestStore) {
     survives_storage_faults(t, Op::Download(DownloadFormat::OpenAi)).await;
 }
 
+/// Two replacements of one source with the same bytes (a client retrying
+/// one that timed out): the one that loses the race must not delete the
+/// object the winner's row now names.
+async fn a_replacement_that_loses_to_the_same_bytes_keeps_the_winners_source(t: &TestStore) {
+    t.load_scaffolding().await;
+    let id = fresh_id();
+    let cut = ImportRequest { keep_unparsable: true, conversation_id: Some(id.clone()), ..ImportRequest::new("cut.json", raw_text()[..900].to_owned()) };
+    t.store.conversations().import(&t.alice, cut).await.unwrap();
+    let (late_store, faults) = t.faulty();
+    // Call 1 is the late replacement's first storage call: it has read the row and checked it.
+    let hold = faults.hold_at(1);
+    let (owner, late_id) = (t.alice.clone(), id.clone());
+    let late = tokio::spawn(async move { late_store.conversations().replace_source(&owner, &late_id, raw_request(raw_text(), &late_id)).await });
+    tokio::time::timeout(HANG, hold.reached()).await.expect("the late replacement reaches the storage");
+    let winner = t.store.conversations().replace_source(&t.alice, &id, raw_request(raw_text(), &id)).await.unwrap();
+    hold.release();
+    let late = tokio::time::timeout(HANG, late).await.expect("no hang").unwrap();
+
+    let conversations = t.store.conversations();
+    let now = conversations.get(&t.alice, &id).await.unwrap().unwrap();
+    assert_eq!(now, winner, "the winner's replacement stands");
+    assert!(conversations.source_bytes(&t.alice, &id).await.map(|b| b.as_deref() == Some(raw_text().as_bytes())).unwrap_or(false), "the source it names is stored");
+    // What it asked for is in place: the late replacement answers it, as the same bytes again do.
+    assert_eq!(late.unwrap(), now);
+    let report = t.admin().await.doctor(false, chrono::Duration::zero()).await;
+    assert!(report.healthy(), "{report:#?}");
+}
+
 on_both_backends!(
+    a_replacement_that_loses_to_the_same_bytes_keeps_the_winners_source,
     create_survives_storage_faults,
     add_survives_storage_faults,
     remove_survives_storage_faults,

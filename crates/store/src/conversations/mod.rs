@@ -221,11 +221,22 @@ impl<'s> Conversations<'s> {
         if existing.source_sha256.as_deref() == Some(sha256.as_str()) {
             return Ok(existing);
         }
-        let key = format!("conversations/{owner}/{conversation_id}/source-{}.json", &sha256[..12]);
-        if !self.store.blobs.exists(&key).await? {
-            self.store.blobs.put_new(&key, request.bytes.clone()).await?;
+        // A key of this attempt's own: a replacement racing it with the same
+        // bytes (a client retrying one that timed out) writes its own object,
+        // so the one that loses deletes nothing the winner's row names.
+        let key = format!("conversations/{owner}/{conversation_id}/source-{}-{}.json", &sha256[..12], crate::token());
+        if let Err(error) = self.store.blobs.put_new(&key, request.bytes.clone()).await {
+            // The answer may have been lost after the object was stored.
+            self.forget_object(&key).await;
+            return Err(error);
         }
-        let mut tx = self.store.catalogue.begin_as(owner).await?;
+        let mut tx = match self.store.catalogue.begin_as(owner).await {
+            Ok(tx) => tx,
+            Err(error) => {
+                self.forget_object(&key).await;
+                return Err(error);
+            }
+        };
         // The conditions again, in the statement: an enrichment or a training
         // file that took the conversation since the check wins.
         let changed = sqlx::query(
@@ -255,19 +266,23 @@ impl<'s> Conversations<'s> {
             Ok(done) => done.rows_affected() == 1,
             Err(error) => {
                 drop(tx);
-                self.forget_object(&key, &existing).await;
+                self.forget_object(&key).await;
                 return Err(error.into());
             }
         };
         if !changed {
             drop(tx);
-            self.forget_object(&key, &existing).await;
+            self.forget_object(&key).await;
             let now = self.get(owner, &conversation_id).await?.ok_or(StoreError::NotFound)?;
             check_replaceable(&now, &self.files_holding(owner, &conversation_id).await?)?;
+            // Another replacement with these bytes landed first: what was asked for is in place.
+            if now.source_sha256.as_deref() == Some(sha256.as_str()) {
+                return Ok(now);
+            }
             return Err(StoreError::ConflictingImport(conversation_id));
         }
         if let Err(error) = tx.commit().await {
-            self.forget_object(&key, &existing).await;
+            self.forget_object(&key).await;
             return Err(error.into());
         }
         if let Some(old) = existing.source_path.as_deref().filter(|old| *old != key) {
@@ -279,12 +294,9 @@ impl<'s> Conversations<'s> {
         self.get(owner, &conversation_id).await?.ok_or(StoreError::NotFound)
     }
 
-    /// Deletes the object a replacement stored and did not land, unless the
-    /// row still names it.
-    async fn forget_object(&self, key: &str, existing: &ConversationRecord) {
-        if existing.source_path.as_deref() == Some(key) || existing.enriched_file_path.as_deref() == Some(key) {
-            return;
-        }
+    /// Deletes the object a replacement stored and did not land (its key is
+    /// the attempt's own: no row names it).
+    async fn forget_object(&self, key: &str) {
         if let Err(error) = self.store.blobs.delete(key).await {
             tracing::warn!(key, %error, "could not delete a failed replacement's object; `lora-files doctor --repair` will");
         }

@@ -7,7 +7,8 @@
 //! a read's body breaks after its first chunk), or refused with every call
 //! after it (an outage: the failed change cannot clean up either). Calls are every request the
 //! services make: puts, gets and heads, deletes, listings, and each step of
-//! a multipart upload (start, part, complete, abort).
+//! a multipart upload (start, part, complete, abort). A call can also be
+//! held ([`Faults::hold_at`]) while another operation runs, to order a race.
 
 use std::fmt;
 use std::ops::Range;
@@ -60,6 +61,33 @@ struct State {
     log: Vec<(Call, String)>,
     armed: Option<(usize, Failure)>,
     fired: Option<(Call, String)>,
+    held: Option<(usize, Hold)>,
+}
+
+/// A call held back until the test releases it, so that another operation
+/// runs at exactly that moment (puts, gets, heads, deletes, and an upload's
+/// start, completion and abort can be held).
+#[derive(Clone, Default)]
+pub struct Hold {
+    reached: Arc<tokio::sync::Notify>,
+    released: Arc<tokio::sync::Notify>,
+}
+
+impl Hold {
+    /// Waits until the held call is made.
+    pub async fn reached(&self) {
+        self.reached.notified().await;
+    }
+
+    /// Lets the held call go on.
+    pub fn release(&self) {
+        self.released.notify_one();
+    }
+
+    async fn wait(&self) {
+        self.reached.notify_one();
+        self.released.notified().await;
+    }
 }
 
 /// The switchboard of a faulty store: counts its calls and says which fails.
@@ -76,6 +104,13 @@ impl Faults {
     /// Starts counting from zero and fails call `n` (the first is 1).
     pub fn fail_at(&self, n: usize, failure: Failure) {
         *self.state() = State { armed: Some((n, failure)), ..State::default() };
+    }
+
+    /// Starts counting from zero and holds call `n` until [`Hold::release`].
+    pub fn hold_at(&self, n: usize) -> Hold {
+        let hold = Hold::default();
+        *self.state() = State { held: Some((n, hold.clone())), ..State::default() };
+        hold
     }
 
     /// Fails nothing more (the count goes on).
@@ -104,16 +139,31 @@ impl Faults {
 
     /// Records a call; how it must fail, if it is the armed one.
     fn next(&self, call: Call, location: &str) -> Option<Failure> {
+        self.next_or_hold(call, location).0
+    }
+
+    /// [`Faults::next`], waiting first if the call is the held one.
+    async fn step(&self, call: Call, location: &str) -> Option<Failure> {
+        let (failure, hold) = self.next_or_hold(call, location);
+        if let Some(hold) = hold {
+            hold.wait().await;
+        }
+        failure
+    }
+
+    fn next_or_hold(&self, call: Call, location: &str) -> (Option<Failure>, Option<Hold>) {
         let mut state = self.state();
         state.log.push((call, location.to_owned()));
-        match state.armed {
+        let hold = state.held.as_ref().filter(|(n, _)| *n == state.log.len()).map(|(_, hold)| hold.clone());
+        let failure = match state.armed {
             Some((n, failure)) if n == state.log.len() => {
                 state.fired = Some((call, location.to_owned()));
                 Some(failure)
             }
             Some((n, Failure::Outage)) if n < state.log.len() => Some(Failure::Outage),
             _ => None,
-        }
+        };
+        (failure, hold)
     }
 }
 
@@ -152,7 +202,7 @@ impl Faulty {
     /// Runs `request` unless the call is refused; a lost answer runs it and then fails.
     async fn plain<T>(&self, call: Call, location: &Path, request: impl std::future::Future<Output = object_store::Result<T>>) -> object_store::Result<T> {
         let location = location.as_ref();
-        match self.faults.next(call, location) {
+        match self.faults.step(call, location).await {
             None => request.await,
             Some(Failure::Refused | Failure::Outage) => Err(injected(call, location)),
             Some(Failure::Lost) => {
@@ -177,7 +227,7 @@ impl ObjectStore for Faulty {
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
         let call = if options.head { Call::Head } else { Call::Get };
-        match self.faults.next(call, location.as_ref()) {
+        match self.faults.step(call, location.as_ref()).await {
             None => self.inner.get_opts(location, options).await,
             Some(Failure::Refused | Failure::Outage) => Err(injected(call, location.as_ref())),
             Some(Failure::Lost) if options.head => {
@@ -261,7 +311,7 @@ impl MultipartUpload for FaultyUpload {
     }
 
     async fn complete(&mut self) -> object_store::Result<PutResult> {
-        match self.faults.next(Call::UploadComplete, &self.location) {
+        match self.faults.step(Call::UploadComplete, &self.location).await {
             None => self.inner.complete().await,
             Some(Failure::Refused | Failure::Outage) => Err(injected(Call::UploadComplete, &self.location)),
             Some(Failure::Lost) => {
@@ -272,7 +322,7 @@ impl MultipartUpload for FaultyUpload {
     }
 
     async fn abort(&mut self) -> object_store::Result<()> {
-        match self.faults.next(Call::UploadAbort, &self.location) {
+        match self.faults.step(Call::UploadAbort, &self.location).await {
             None => self.inner.abort().await,
             Some(Failure::Refused | Failure::Outage) => Err(injected(Call::UploadAbort, &self.location)),
             Some(Failure::Lost) => {
