@@ -607,8 +607,39 @@ async fn a_replacement_that_loses_to_the_same_bytes_keeps_the_winners_source(t: 
     assert!(report.healthy(), "{report:#?}");
 }
 
+/// A conversation deleted while the same file is imported again (by another
+/// client): the new row must not name the object the delete is removing.
+async fn an_import_racing_the_delete_of_its_conversation_keeps_its_object(t: &TestStore) {
+    for batched in [false, true] {
+        let id = fresh_id();
+        let text = enriched_copy(0, &id);
+        let conversations = t.store.conversations();
+        conversations.import(&t.alice, ImportRequest::new("first.json", text.clone())).await.unwrap();
+        let (deleting, faults) = t.faulty();
+        // The delete's first storage call: its row is gone, its object not yet.
+        let hold = faults.hold_at(1);
+        let (owner, deleted_id) = (t.alice.clone(), id.clone());
+        let delete = tokio::spawn(async move { deleting.conversations().delete(&owner, &deleted_id, false).await });
+        tokio::time::timeout(HANG, hold.reached()).await.expect("the delete reaches the storage");
+        let again = ImportRequest::new("again.json", text.clone());
+        let imported = match batched {
+            false => conversations.import(&t.alice, again).await,
+            true => conversations.import_many(&t.alice, vec![again]).await.pop().unwrap(),
+        };
+        assert!(matches!(imported, Ok(lora_files_store::conversations::Imported::New(_))), "{imported:?}");
+        hold.release();
+        tokio::time::timeout(HANG, delete).await.expect("no hang").unwrap().unwrap();
+
+        let stored = conversations.source_bytes(&t.alice, &id).await;
+        assert!(matches!(&stored, Ok(Some(bytes)) if *bytes == text.as_bytes()), "batched: {batched}: the object the new row names is stored: {stored:?}");
+        let report = t.admin().await.doctor(false, chrono::Duration::zero()).await;
+        assert!(report.healthy(), "batched: {batched}: {report:#?}");
+    }
+}
+
 on_both_backends!(
     a_replacement_that_loses_to_the_same_bytes_keeps_the_winners_source,
+    an_import_racing_the_delete_of_its_conversation_keeps_its_object,
     create_survives_storage_faults,
     add_survives_storage_faults,
     remove_survives_storage_faults,
