@@ -348,7 +348,8 @@ async fn assert_consistent(t: &TestStore, file: &TrainingFile, members: &[String
     assert_eq!(value["training_file_metadata"]["total_conversations"], file.conversation_count, "{context}");
     let jsonl = t.download(&t.alice, &file.id, DownloadFormat::Jsonl, Some(file.version)).await;
     let lines = String::from_utf8(jsonl.to_vec()).unwrap();
-    assert_eq!(lines.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).count() as i64, file.total_training_pairs, "{context}");
+    let parsed: Vec<serde_json::Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a JSONL line parses ({e}): {context}"))).collect();
+    assert_eq!(parsed.len() as i64, file.total_training_pairs, "{context}");
     assert_eq!((Some(json.len() as i64), Some(jsonl.len() as i64)), (file.json_file_size, file.jsonl_file_size), "{context}");
 }
 
