@@ -84,7 +84,24 @@ run_schemathesis() {
   local bin="${CARGO_TARGET_DIR:-target}/debug/lora-files" data port=18099
   data="$(mktemp -d)"
   "$bin" user add schemathesis@example.com --data-dir "$data" >/dev/null
+  "$bin" scaffolding load --bundled --data-dir "$data" >/dev/null
   "$bin" import tests/fixtures/enriched --data-dir "$data" >/dev/null
+  # Real data behind every operation, which the document's links lead
+  # schemathesis to: training files (with their jobs), and a raw
+  # conversation to enrich or replace.
+  "$bin" import tests/fixtures/raw/single-convo-file-3-raw.json --persona pragmatic_optimist --arc shame_to_acceptance \
+    --topic grandparent_529 --data-dir "$data" >/dev/null
+  local ids
+  ids="$(python3 -c '
+import json, pathlib, sys
+for path in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
+    name = json.loads(path.read_text()).get("dataset_metadata", {}).get("dataset_name", "")
+    if name.startswith("fp_conversation_"):
+        print(name.removeprefix("fp_conversation_"))
+' tests/fixtures/enriched)"
+  # shellcheck disable=SC2086 # one argument per id
+  "$bin" create "seeded" $ids --data-dir "$data" >/dev/null
+  "$bin" create "seeded, one conversation" "$(head -n1 <<<"$ids")" --data-dir "$data" >/dev/null
   local token
   token="$("$bin" user token schemathesis@example.com --data-dir "$data")"
   "$bin" serve --data-dir "$data" --listen "127.0.0.1:$port" >"$data/serve.log" 2>&1 &

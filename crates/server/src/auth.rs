@@ -140,6 +140,8 @@ fn session_cookie(parts: &Parts) -> Option<String> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct TokenRequest {
+    /// An address: one `@`, no spaces or control characters (surrounding spaces are trimmed).
+    #[schema(max_length = 254, pattern = r"^\s*[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f.][^@\s\x00-\x1f\x7f-\x9f]*\s*$")]
     pub email: String,
     pub password: String,
 }

@@ -85,6 +85,29 @@ pub async fn get_conversation(State(state): State<AppState>, AuthUser(user): Aut
     Ok(Json(ConversationBody { conversation }))
 }
 
+/// A conversation file as the import tells its stage apart: the keys each
+/// stage must have (what is inside them is checked by the import itself).
+pub struct ConversationFile;
+
+impl utoipa::PartialSchema for ConversationFile {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Type};
+        let stage = |description: &str, keys: [(&str, Type); 2]| {
+            keys.into_iter()
+                .fold(ObjectBuilder::new().schema_type(Type::Object).description(Some(description)), |stage, (key, kind)| {
+                    stage.property(key, ObjectBuilder::new().schema_type(kind)).required(key)
+                })
+                .build()
+        };
+        AnyOfBuilder::new()
+            .item(stage("an enriched v4 file", [("dataset_metadata", Type::Object), ("training_pairs", Type::Array)]))
+            .item(stage("raw LLM output; a parsed conversation also has `input_parameters`", [("conversation_metadata", Type::Object), ("turns", Type::Array)]))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ConversationFile {}
+
 /// Scaffolding and id for a raw or parsed conversation.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -106,7 +129,7 @@ pub struct ImportQuery {
 /// JSON is kept for review with its parse error. Importing the same bytes
 /// again answers 200 with the stored conversation.
 #[utoipa::path(post, path = "/api/conversations", tag = "conversations", params(ImportQuery),
-    request_body(content((Object = "application/json"), (String = "text/plain")),
+    request_body(content((ConversationFile = "application/json"), (String = "text/plain")),
         description = "an enriched v4 file, raw LLM output (conversation_metadata + turns) or a parsed conversation (+ input_parameters); as text/plain, text that is not JSON is kept for review"),
     responses((status = 201, body = ConversationBody), (status = 200, body = ConversationBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)), security(("bearer" = [])))]
@@ -151,7 +174,7 @@ pub struct ReplaceQuery {
 /// answers 409 `source_locked`. A `text/plain` body that is still not JSON
 /// is kept for review with its parse error.
 #[utoipa::path(put, path = "/api/conversations/{conversation_id}/source", tag = "conversations", params(("conversation_id" = String, Path, format = Uuid), ReplaceQuery),
-    request_body(content((Object = "application/json"), (String = "text/plain")),
+    request_body(content((ConversationFile = "application/json"), (String = "text/plain")),
         description = "raw LLM output (conversation_metadata + turns) or a parsed conversation (+ input_parameters); as text/plain, text that is not JSON is kept for review"),
     responses((status = 200, body = ConversationBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "the conversation is enriched, being enriched, or in a training file"), (status = 413, body = ErrorBody)),

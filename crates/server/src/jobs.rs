@@ -152,12 +152,28 @@ const EVENT_POLL: Duration = Duration::from_millis(250);
 /// job) whenever it changed, then one event named after its final state
 /// (`succeeded`, `failed`, `cancelled`) and the end of the stream.
 #[utoipa::path(get, path = "/api/jobs/{id}/events", tag = "jobs", params(("id" = String, Path, format = Uuid)),
-    responses((status = 200, content_type = "text/event-stream", body = String, description = "`event: progress` with the job as data while it runs, then one `event: succeeded|failed|cancelled`"),
+    responses((status = 200, content_type = "text/event-stream", body = JobEvent, description = "`event: progress` with the job as data while it runs, then one `event: succeeded|failed|cancelled`"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn job_events(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<String>) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let id = uuid_param("id", &id)?;
     let first = state.store.jobs().get(&user, &id).await?;
     Ok(Sse::new(progress_events(state, user, first)).keep_alive(KeepAlive::default()))
+}
+
+/// One event of a job's stream, as the OpenAPI document describes it (each
+/// is written by [`job_event`]).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct JobEvent {
+    /// `progress` while the job runs, then its final state: `succeeded`,
+    /// `failed` or `cancelled` (`error` when the job could not be read).
+    #[schema(pattern = "^(progress|succeeded|failed|cancelled|error)$")]
+    event: String,
+    /// When the job last changed (RFC 3339).
+    id: Option<String>,
+    /// The job as `GET /api/jobs/{id}` answers it (`{"error"}` for `error`), as JSON text.
+    #[schema(content_media_type = "application/json")]
+    data: String,
 }
 
 /// What the stream remembers between polls.

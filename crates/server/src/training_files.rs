@@ -118,8 +118,8 @@ pub struct ListQuery {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateRequest {
-    /// 1–255 characters after trimming; unique among the caller's files.
-    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
+    /// 1–255 characters after trimming, no control characters; unique among the caller's files.
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
     pub name: String,
     /// At most 10 000 characters.
     #[schema(max_length = 10000)]
@@ -138,7 +138,8 @@ pub struct AddRequest {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct UpdateRequest {
-    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
+    /// As when the file was created.
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
     pub name: Option<String>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "present")]

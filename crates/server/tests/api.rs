@@ -357,6 +357,12 @@ async fn health_and_openapi_describe_the_service(t: &TestStore) {
     let create = &doc["components"]["schemas"]["CreateRequest"]["properties"];
     assert_eq!(create["conversation_ids"]["maxItems"], 10000, "{create}");
     assert_eq!(create["conversation_ids"]["items"]["format"], "uuid", "{create}");
+    assert_eq!(create["conversation_ids"]["uniqueItems"], true, "{create}");
+    // Links lead from what makes or lists a file or a conversation to what takes its id (OpenAPI spells them in camelCase).
+    let links = &doc["paths"]["/api/training-files"]["post"]["responses"]["201"]["links"];
+    assert_eq!((&links["get_file"]["operationId"], &links["get_file"]["parameters"]["path.id"]), (&json!("get_file"), &json!("$response.body#/trainingFile/id")), "{links}");
+    let links = &doc["paths"]["/api/conversations"]["get"]["responses"]["200"]["links"];
+    assert_eq!(links["create_file"]["requestBody"]["conversation_ids"][0], "$response.body#/conversations/0/conversation_id", "{links}");
     let response = app.client.get(format!("{}/api/health", app.base)).send().await.unwrap();
     assert!(response.headers().contains_key("x-request-id"));
 }

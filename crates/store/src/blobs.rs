@@ -106,6 +106,13 @@ impl Blobs {
         }
     }
 
+    /// The same objects seen through `wrap` (fault-injection tests put a
+    /// failing store between the services and the real one).
+    #[cfg(feature = "testing")]
+    pub(crate) fn wrapped(&self, wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>) -> Self {
+        Self { store: wrap(self.store.clone()), max_object_bytes: self.max_object_bytes, description: self.description.clone() }
+    }
+
     pub fn describe(&self) -> &str {
         &self.description
     }

@@ -196,12 +196,17 @@ impl<'s> Enrichment<'s> {
             Outcome::NormalizationFailed { report, error } => failed("normalization_failed", report, error),
             Outcome::Enriched { report, bytes, conversation } => {
                 let sha256 = hex::encode(Sha256::digest(&bytes));
-                let key = format!("conversations/{owner}/{}/enriched-{}.json", record.conversation_id, &sha256[..12]);
+                let key = crate::conversations::own_key(owner, &record.conversation_id, "enriched", &sha256);
                 let size = bytes.len() as i64;
-                if !self.store.blobs.exists(&key).await? {
+                let stored = async {
                     self.store.blobs.put_new(&key, bytes.into()).await?;
+                    self.store.run_before_commit()
+                };
+                if let Err(error) = stored.await {
+                    // The key is this run's own (a lost answer may have stored it): nothing names it.
+                    self.forget(&key).await;
+                    return Err(error);
                 }
-                self.store.run_before_commit()?;
                 let figures = conversation.figures();
                 let file = EnrichedFile {
                     key,
@@ -249,8 +254,18 @@ impl<'s> Enrichment<'s> {
         tx.commit().await?;
         if written.rows_affected() == 0 {
             tracing::warn!(conversation_id, "another run took over this enrichment; its result stands");
+            if let Some(file) = file {
+                self.forget(&file.key).await;
+            }
         }
         Ok(())
+    }
+
+    /// Deletes an enriched file this run stored and no row names.
+    async fn forget(self, key: &str) {
+        if let Err(error) = self.store.blobs.delete(key).await {
+            tracing::warn!(key, %error, "could not delete an enrichment's unused object; `lora-files doctor --repair` will");
+        }
     }
 
     /// Enriches `conversation_ids`, [`ENRICH_CONCURRENCY`] at a time (each run

@@ -11,6 +11,8 @@ use lora_files_format::enrich::reference::SeedRow;
 use crate::training_files::DownloadFormat;
 use crate::{Access, Store, StoreConfig};
 
+pub mod faults;
+
 pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 pub fn fixture(relative: &str) -> PathBuf {
@@ -75,6 +77,15 @@ impl TestStore {
             filename: "x.json".into(),
             expires: chrono::Utc::now().timestamp() - 1,
         })
+    }
+
+    /// The same store (catalogue, caches) with its objects behind a
+    /// [`faults::Faults`] switchboard that counts storage calls and fails the one it is told to.
+    pub fn faulty(&self) -> (Store, faults::Faults) {
+        let faults = faults::Faults::default();
+        let mut store = self.store.clone();
+        store.blobs = store.blobs.wrapped(|inner| faults::wrap(inner, faults.clone()));
+        (store, faults)
     }
 
     /// A store on the same catalogue and objects acting as an operator.

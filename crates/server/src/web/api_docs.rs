@@ -6,10 +6,8 @@ use axum::routing::get;
 use axum::Router;
 use maud::{html, Markup};
 use serde_json::Value;
-use utoipa::OpenApi;
 
 use super::layout::{page, Nav};
-use crate::openapi::ApiDoc;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -19,7 +17,7 @@ pub fn router() -> Router<AppState> {
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
 async fn api_docs() -> Response {
-    let document = serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null);
+    let document = crate::openapi::document();
     page("API reference", Nav::Other, None, render(&document)).into_response()
 }
 

@@ -13,12 +13,12 @@ use futures::{StreamExt, TryStreamExt};
 use lora_files_format::input::read_enriched_bytes;
 use sha2::{Digest, Sha256};
 
-use super::{judge_reimport, snapshot, Conversations, ImportRequest, Imported};
+use super::{judge_reimport, own_key, snapshot, Conversations, ImportRequest, Imported};
 use crate::catalogue::Transaction;
 use crate::records::{ConversationRecord, CONVERSATION_COLUMNS};
 use crate::scaffolding::ScaffoldingKeys;
 use crate::training_files::sql::{in_list, placeholders, rows_per_insert, IDS_PER_QUERY};
-use crate::{new_id, now_text, Store, StoreError};
+use crate::{new_id, now_text, StoreError};
 
 /// Object writes in flight at once.
 const CONCURRENT_PUTS: usize = 16;
@@ -28,7 +28,7 @@ pub(super) struct Enriched {
     pub conversation_id: String,
     pub key: String,
     pub sha256: String,
-    bytes: Bytes,
+    pub bytes: Bytes,
     keys: ScaffoldingKeys,
     snapshot: Option<String>,
     quality_score: Option<f64>,
@@ -49,7 +49,7 @@ impl Enriched {
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let figures = conversation.figures();
         Ok(Self {
-            key: format!("conversations/{owner}/{conversation_id}/enriched-{}.json", &sha256[..12]),
+            key: own_key(owner, &conversation_id, "enriched", &sha256),
             conversation_id,
             sha256,
             bytes,
@@ -59,15 +59,6 @@ impl Enriched {
             turns: figures.turns as i64,
             pairs: figures.training_pairs as i64,
         })
-    }
-
-    /// Writes the file's object unless an earlier attempt left it there
-    /// (its key names its content).
-    pub async fn store_object(&self, store: &Store) -> Result<(), StoreError> {
-        if !store.blobs.exists(&self.key).await? {
-            store.blobs.put_new(&self.key, self.bytes.clone()).await?;
-        }
-        Ok(())
     }
 }
 
@@ -157,20 +148,45 @@ impl Conversations<'_> {
         if new.is_empty() {
             return Ok(());
         }
-        futures::stream::iter(new.iter().map(|(_, enriched)| enriched.store_object(self.store)))
-            .buffer_unordered(CONCURRENT_PUTS)
-            .try_collect::<()>()
-            .await?;
         let (indexes, conversations): (Vec<usize>, Vec<Enriched>) = new.into_iter().unzip();
-        let mut tx = self.store.catalogue.begin_as(owner).await?;
-        insert_enriched(&mut tx, owner, &conversations, &now_text()).await?;
-        tx.commit().await?;
+        let stored = async {
+            futures::stream::iter(conversations.iter().map(|enriched| self.store.blobs.put_new(&enriched.key, enriched.bytes.clone())))
+                .buffer_unordered(CONCURRENT_PUTS)
+                .try_collect::<Vec<_>>()
+                .await?;
+            let mut tx = self.store.catalogue.begin_as(owner).await?;
+            insert_enriched(&mut tx, owner, &conversations, &now_text()).await?;
+            tx.commit().await.map_err(StoreError::from)
+        };
+        if let Err(error) = stored.await {
+            self.forget_unnamed(owner, &conversations).await;
+            return Err(error);
+        }
         let ids: Vec<String> = conversations.iter().map(|e| e.conversation_id.clone()).collect();
         let mut stored = self.by_ids(owner, &ids).await?;
         for (index, id) in indexes.into_iter().zip(ids) {
             answers[index] = Some(stored.remove(&id).map(Imported::New).ok_or(StoreError::NotFound));
         }
         Ok(())
+    }
+
+    /// Deletes the objects of a fast path that failed, but for any a row
+    /// names (a commit whose answer was lost may have landed); the
+    /// one-by-one path stores each file again under a key of its own.
+    async fn forget_unnamed(self, owner: &str, conversations: &[Enriched]) {
+        let ids: Vec<String> = conversations.iter().map(|e| e.conversation_id.clone()).collect();
+        let rows = match self.by_ids(owner, &ids).await {
+            Ok(rows) => rows,
+            Err(error) => return tracing::warn!(%error, "could not tell which objects a failed batch left; `lora-files doctor --repair` will"),
+        };
+        for enriched in conversations {
+            let named = rows.get(&enriched.conversation_id).is_some_and(|row| row.enriched_file_path.as_deref() == Some(enriched.key.as_str()));
+            if !named {
+                if let Err(error) = self.store.blobs.delete(&enriched.key).await {
+                    tracing::warn!(key = %enriched.key, %error, "could not delete a failed batch's object; `lora-files doctor --repair` will");
+                }
+            }
+        }
     }
 
     /// `owner`'s conversations among `ids`, by id.

@@ -221,11 +221,18 @@ impl<'s> Conversations<'s> {
         if existing.source_sha256.as_deref() == Some(sha256.as_str()) {
             return Ok(existing);
         }
-        let key = format!("conversations/{owner}/{conversation_id}/source-{}.json", &sha256[..12]);
-        if !self.store.blobs.exists(&key).await? {
-            self.store.blobs.put_new(&key, request.bytes.clone()).await?;
-        }
-        let mut tx = self.store.catalogue.begin_as(owner).await?;
+        // A replacement racing this one with the same bytes (a client retrying
+        // one that timed out) writes an object of its own, so the one that
+        // loses deletes nothing the winner's row names.
+        let key = own_key(owner, &conversation_id, "source", &sha256);
+        self.put_own(&key, request.bytes.clone()).await?;
+        let mut tx = match self.store.catalogue.begin_as(owner).await {
+            Ok(tx) => tx,
+            Err(error) => {
+                self.forget_object(&key).await;
+                return Err(error);
+            }
+        };
         // The conditions again, in the statement: an enrichment or a training
         // file that took the conversation since the check wins.
         let changed = sqlx::query(
@@ -255,19 +262,23 @@ impl<'s> Conversations<'s> {
             Ok(done) => done.rows_affected() == 1,
             Err(error) => {
                 drop(tx);
-                self.forget_object(&key, &existing).await;
+                self.forget_object(&key).await;
                 return Err(error.into());
             }
         };
         if !changed {
             drop(tx);
-            self.forget_object(&key, &existing).await;
+            self.forget_object(&key).await;
             let now = self.get(owner, &conversation_id).await?.ok_or(StoreError::NotFound)?;
             check_replaceable(&now, &self.files_holding(owner, &conversation_id).await?)?;
+            // Another replacement with these bytes landed first: what was asked for is in place.
+            if now.source_sha256.as_deref() == Some(sha256.as_str()) {
+                return Ok(now);
+            }
             return Err(StoreError::ConflictingImport(conversation_id));
         }
         if let Err(error) = tx.commit().await {
-            self.forget_object(&key, &existing).await;
+            self.forget_object(&key).await;
             return Err(error.into());
         }
         if let Some(old) = existing.source_path.as_deref().filter(|old| *old != key) {
@@ -279,14 +290,21 @@ impl<'s> Conversations<'s> {
         self.get(owner, &conversation_id).await?.ok_or(StoreError::NotFound)
     }
 
-    /// Deletes the object a replacement stored and did not land, unless the
-    /// row still names it.
-    async fn forget_object(&self, key: &str, existing: &ConversationRecord) {
-        if existing.source_path.as_deref() == Some(key) || existing.enriched_file_path.as_deref() == Some(key) {
-            return;
+    /// Stores `bytes` at an attempt's own key ([`own_key`]); a failed write
+    /// deletes what it may have stored (a lost answer) before it answers.
+    async fn put_own(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
+        if let Err(error) = self.store.blobs.put_new(key, bytes).await {
+            self.forget_object(key).await;
+            return Err(error);
         }
+        Ok(())
+    }
+
+    /// Deletes the object an attempt stored and did not land (its key is
+    /// the attempt's own: no other row names it).
+    async fn forget_object(&self, key: &str) {
         if let Err(error) = self.store.blobs.delete(key).await {
-            tracing::warn!(key, %error, "could not delete a failed replacement's object; `lora-files doctor --repair` will");
+            tracing::warn!(key, %error, "could not delete a failed attempt's object; `lora-files doctor --repair` will");
         }
     }
 
@@ -296,12 +314,16 @@ impl<'s> Conversations<'s> {
             let imported = judge_reimport(existing, &sha256)?;
             return self.apply_named_scaffolding(owner, imported, &request.scaffolding).await;
         }
-        let key = format!("conversations/{owner}/{}/source-{}.json", pending.conversation_id, &sha256[..12]);
-        if !self.store.blobs.exists(&key).await? {
-            self.store.blobs.put_new(&key, request.bytes.clone()).await?;
-        }
+        let key = own_key(owner, &pending.conversation_id, "source", &sha256);
+        self.put_own(&key, request.bytes.clone()).await?;
         let now = now_text();
-        let mut tx = self.store.catalogue.begin_as(owner).await?;
+        let mut tx = match self.store.catalogue.begin_as(owner).await {
+            Ok(tx) => tx,
+            Err(error) => {
+                self.forget_object(&key).await;
+                return Err(error);
+            }
+        };
         let inserted = sqlx::query(
             "INSERT INTO conversations (id, conversation_id, owner_id, enrichment_status, persona_key, emotional_arc_key, topic_key, \
              scaffolding_snapshot, turn_count, pair_count, created_at, updated_at, source_path, source_sha256, source_stage, parse_error) \
@@ -390,8 +412,14 @@ impl<'s> Conversations<'s> {
         if let Some(existing) = self.get(owner, &enriched.conversation_id).await? {
             return judge_reimport(existing, &enriched.sha256);
         }
-        enriched.store_object(self.store).await?;
-        let mut tx = self.store.catalogue.begin_as(owner).await?;
+        self.put_own(&enriched.key, enriched.bytes.clone()).await?;
+        let mut tx = match self.store.catalogue.begin_as(owner).await {
+            Ok(tx) => tx,
+            Err(error) => {
+                self.forget_object(&enriched.key).await;
+                return Err(error);
+            }
+        };
         let inserted = batch::insert_enriched(&mut tx, owner, std::slice::from_ref(&enriched), &now_text()).await;
         self.finish_insert(owner, &enriched.conversation_id, &enriched.sha256, &enriched.key, tx, inserted).await
     }
@@ -621,6 +649,15 @@ fn conversation_id_for(request: &ImportRequest, document: Option<&Value>) -> Res
     let own = document.and_then(|d| d.get("conversation_id")).and_then(Value::as_str).and_then(|id| uuid::Uuid::parse_str(id).ok());
     let id = own.unwrap_or_else(|| uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("lora-files:source:{}", hex::encode(Sha256::digest(&request.bytes))).as_bytes()));
     Ok(id.hyphenated().to_string())
+}
+
+/// Where an attempt to store a conversation's `kind` of file (`source`,
+/// `enriched`) puts it: its content's digest and a token of the attempt's
+/// own. No writer reuses an object another attempt stored, so none can
+/// delete one that a row committed by another names (a delete of the
+/// conversation racing its import again, two replacements racing).
+pub(crate) fn own_key(owner: &str, conversation_id: &str, kind: &str, sha256: &str) -> String {
+    format!("conversations/{owner}/{conversation_id}/{kind}-{}-{}.json", &sha256[..12], crate::token())
 }
 
 /// The same bytes again change nothing; other bytes under the same id are refused.
