@@ -2,8 +2,10 @@
 //! and target (Unicode NFC, whitespace runs collapsed to one space, trimmed,
 //! case kept), so text that differs only in how it is encoded or spaced is one.
 
+use std::borrow::Cow;
+
 use sha2::{Digest, Sha256};
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
 /// The key of an example made of these (user input, target) exchanges.
 pub type DedupKey = [u8; 32];
@@ -16,7 +18,7 @@ pub struct KeyBuilder(Sha256);
 impl KeyBuilder {
     pub fn exchange(&mut self, user_input: &str, target: &str) {
         for text in [user_input, target] {
-            self.0.update(normalised(text).as_bytes());
+            hash_normalised(&mut self.0, text);
             self.0.update([0xFF]);
         }
     }
@@ -33,7 +35,38 @@ pub fn pair_key(user_input: &str, target: &str) -> DedupKey {
     key.finish()
 }
 
+/// Feeds `hasher` the bytes of [`normalised`]`(text)` without building it:
+/// text already in NFC (nearly all: every ASCII text is) is not composed
+/// again, and each stretch of words apart by single spaces goes in at once.
+fn hash_normalised(hasher: &mut Sha256, text: &str) {
+    let nfc = if text.is_ascii() || is_nfc_quick(text.chars()) == IsNormalized::Yes {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.nfc().collect::<String>())
+    };
+    let base = nfc.as_ptr() as usize;
+    // The stretch of `nfc` not yet hashed: words with one space between them.
+    let mut stretch: Option<(usize, usize)> = None;
+    for word in nfc.split_whitespace() {
+        let start = word.as_ptr() as usize - base;
+        let end = start + word.len();
+        stretch = match stretch {
+            Some((from, to)) if start == to + 1 && nfc.as_bytes()[to] == b' ' => Some((from, end)),
+            Some((from, to)) => {
+                hasher.update(&nfc.as_bytes()[from..to]);
+                hasher.update(b" ");
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    if let Some((from, to)) = stretch {
+        hasher.update(&nfc.as_bytes()[from..to]);
+    }
+}
+
 /// `text` in NFC with each whitespace run one space and none at either end.
+#[cfg(test)]
 fn normalised(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for word in text.nfc().collect::<String>().split_whitespace() {
@@ -58,6 +91,40 @@ mod tests {
         assert_eq!(text("  Caf\u{0065}\u{0301}\t\n au  lait "), "Caf\u{e9} au lait");
         assert_eq!(text("Hello"), "Hello");
         assert_ne!(text("Hello"), text("hello"));
+    }
+
+    fn hashed(text: &str) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hash_normalised(&mut hasher, text);
+        hasher.finalize().into()
+    }
+
+    fn hashed_text(text: &str) -> [u8; 32] {
+        Sha256::digest(normalised(text).as_bytes()).into()
+    }
+
+    #[test]
+    fn hashing_without_building_the_text_hashes_the_normalised_text() {
+        for text in ["", " ", "a", "  a  b\tc\n\n d ", "Caf\u{0065}\u{0301}\u{3000}x", "\u{00a0}é\u{2028}", "a  b c   d e", "ﬁ Å Å"] {
+            assert_eq!(hashed(text), hashed_text(text), "{text:?}");
+        }
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/enriched");
+        let mut texts = 0;
+        for entry in std::fs::read_dir(fixtures).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for line in text.lines() {
+                assert_eq!(hashed(line), hashed_text(line), "{line:?}");
+                texts += 1;
+            }
+        }
+        assert!(texts > 100);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hashing_matches_the_normalised_text_for_any_text(text in "(\\PC|\\s|\u{0301}|\u{0300}| ){0,40}") {
+            proptest::prop_assert_eq!(hashed(&text), hashed_text(&text));
+        }
     }
 
     #[test]
