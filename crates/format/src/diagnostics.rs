@@ -98,6 +98,15 @@ impl Findings {
         self.0.iter().any(Diagnostic::is_error)
     }
 
+    /// Whether a finding from the `start`-th on (in the order found) is an error.
+    pub fn has_errors_from(&self, start: usize) -> bool {
+        self.0.get(start..).is_some_and(|later| later.iter().any(Diagnostic::is_error))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
