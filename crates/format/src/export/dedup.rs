@@ -37,32 +37,51 @@ pub fn pair_key(user_input: &str, target: &str) -> DedupKey {
 
 /// Feeds `hasher` the bytes of [`normalised`]`(text)` without building it:
 /// text already in NFC (nearly all: every ASCII text is) is not composed
-/// again, and each stretch of words apart by single spaces goes in at once.
+/// again, and the text between whitespace runs goes in a stretch at a time.
 fn hash_normalised(hasher: &mut Sha256, text: &str) {
-    let nfc = if text.is_ascii() || is_nfc_quick(text.chars()) == IsNormalized::Yes {
-        Cow::Borrowed(text)
-    } else {
-        Cow::Owned(text.nfc().collect::<String>())
+    // The quick check starts afresh at every ASCII character, so it may start
+    // at the first character that is not one.
+    let first_non_ascii = if text.is_ascii() { None } else { text.bytes().position(|b| !b.is_ascii()) };
+    let nfc = match first_non_ascii {
+        Some(at) if is_nfc_quick(text[at..].chars()) != IsNormalized::Yes => Cow::Owned(text.nfc().collect::<String>()),
+        _ => Cow::Borrowed(text),
     };
-    let base = nfc.as_ptr() as usize;
-    // The stretch of `nfc` not yet hashed: words with one space between them.
-    let mut stretch: Option<(usize, usize)> = None;
-    for word in nfc.split_whitespace() {
-        let start = word.as_ptr() as usize - base;
-        let end = start + word.len();
-        stretch = match stretch {
-            Some((from, to)) if start == to + 1 && nfc.as_bytes()[to] == b' ' => Some((from, end)),
-            Some((from, to)) => {
-                hasher.update(&nfc.as_bytes()[from..to]);
-                hasher.update(b" ");
-                Some((start, end))
-            }
-            None => Some((start, end)),
-        };
+    // `split_whitespace` and `trim` split on the same characters.
+    let text = nfc.trim();
+    let bytes = text.as_bytes();
+    let (mut from, mut i) = (0, 0);
+    while i < bytes.len() {
+        let byte = bytes[i];
+        let is_word_byte = |b: u8| b > b' ' && b.is_ascii();
+        // Neither a space, an ASCII control nor the start of a longer character: part of a word.
+        if is_word_byte(byte) {
+            i += 1;
+            continue;
+        }
+        // One space between words (the text is trimmed, so a word follows it or a longer character does).
+        if byte == b' ' && bytes.get(i + 1).copied().is_some_and(is_word_byte) {
+            i += 2;
+            continue;
+        }
+        let run_start = i;
+        let mut run_end = i;
+        while let Some(ch) = text[run_end..].chars().next().filter(|c| c.is_whitespace()) {
+            run_end += ch.len_utf8();
+        }
+        if run_end == run_start {
+            // A character of more than one byte that is not whitespace.
+            i += text[i..].chars().next().map_or(1, char::len_utf8);
+            continue;
+        }
+        // A single space already is what the run becomes; any other run is replaced by one.
+        if !(run_end == run_start + 1 && byte == b' ') {
+            hasher.update(&bytes[from..run_start]);
+            hasher.update(b" ");
+            from = run_end;
+        }
+        i = run_end;
     }
-    if let Some((from, to)) = stretch {
-        hasher.update(&nfc.as_bytes()[from..to]);
-    }
+    hasher.update(&bytes[from..]);
 }
 
 /// `text` in NFC with each whitespace run one space and none at either end.
