@@ -2,11 +2,18 @@
 //! for profiling (`perf record`) without the bench's generation and builds:
 //! `speed count FILE.jsonl`, `speed export DIR OUT`, `speed validate FILE.json`.
 
+#[path = "../../../src/allocator.rs"]
+mod allocator;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
 use lora_files_format::export::{self, ExportFormat, ExportOptions, Tokenizer};
 use lora_files_format::input::{self, Mode};
+
+/// The binary's allocator, so times and profiles are the binary's.
+#[global_allocator]
+static ALLOCATOR: allocator::MiMalloc = allocator::MiMalloc;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -132,9 +132,14 @@ impl Findings {
 
     /// Places every unplaced finding on `line` (a JSONL record), the column found within it.
     pub fn locate_on_line(&mut self, line_text: &[u8], line: usize) {
+        self.locate_on_line_where(line_text, line, |_| true);
+    }
+
+    /// Like `locate_on_line`, for the findings `wanted` picks.
+    pub fn locate_on_line_where(&mut self, line_text: &[u8], line: usize, wanted: impl Fn(&Diagnostic) -> bool) {
         self.place(
             line_text,
-            |_| true,
+            wanted,
             |position| Position {
                 line,
                 column: position.column,
