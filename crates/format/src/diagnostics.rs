@@ -98,6 +98,15 @@ impl Findings {
         self.0.iter().any(Diagnostic::is_error)
     }
 
+    /// Whether a finding from the `start`-th on (in the order found) is an error.
+    pub fn has_errors_from(&self, start: usize) -> bool {
+        self.0.get(start..).is_some_and(|later| later.iter().any(Diagnostic::is_error))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -123,9 +132,14 @@ impl Findings {
 
     /// Places every unplaced finding on `line` (a JSONL record), the column found within it.
     pub fn locate_on_line(&mut self, line_text: &[u8], line: usize) {
+        self.locate_on_line_where(line_text, line, |_| true);
+    }
+
+    /// Like `locate_on_line`, for the findings `wanted` picks.
+    pub fn locate_on_line_where(&mut self, line_text: &[u8], line: usize, wanted: impl Fn(&Diagnostic) -> bool) {
         self.place(
             line_text,
-            |_| true,
+            wanted,
             |position| Position {
                 line,
                 column: position.column,

@@ -207,9 +207,11 @@ fn read_document<R: Read, E>(
     let mut check = FullFileCheck::default();
     let mut sink_error = None;
     let on_conversation = |index: usize, entry: Value| -> Result<(), Stop<E>> {
-        let errors_before = check.findings.error_count();
+        // Only this conversation's findings are looked at: counting all of
+        // them each time made a file with many findings quadratic.
+        let findings_before = check.findings.len();
         check.conversation(index, &entry);
-        if check.findings.error_count() > errors_before {
+        if check.findings.has_errors_from(findings_before) {
             return if mode == Mode::Build { Err(Stop::Invalid) } else { Ok(()) };
         }
         if mode == Mode::Build {
@@ -365,6 +367,166 @@ pub fn validate_jsonl_records<R: BufRead>(reader: R, mut on_record: impl FnMut(M
     Ok(findings)
 }
 
+/// Lines of a JSONL text parsed and checked per task of [`validate_jsonl_text`].
+const JSONL_TASK_BYTES: usize = 1 << 20;
+
+/// What one line of a JSONL is, once parsed and checked on its own.
+enum JsonlLine {
+    NotJson,
+    Meta { total: Option<u64> },
+    Record { record: Map<String, Value>, check_id: bool },
+    NotAnObject,
+}
+
+/// One non-blank line, its findings placed (those `wanted`).
+struct CheckedLine<'t> {
+    number: usize,
+    text: &'t [u8],
+    findings: Findings,
+    line: JsonlLine,
+}
+
+/// [`validate_jsonl_records`] of a JSONL held in memory, placing only the
+/// findings `wanted` picks (the others keep no position): the lines are
+/// parsed and checked on the machine's threads, a megabyte of lines at a
+/// time, and what depends on earlier lines (a repeated id, a `_meta` after
+/// the first line, its `total_pairs`) is then checked in order. The same
+/// findings, in the same order, as the line-by-line reader.
+pub fn validate_jsonl_text(text: &[u8], wanted: impl Fn(&Diagnostic) -> bool + Sync, on_record: impl FnMut(Map<String, Value>)) -> Findings {
+    validate_jsonl_in_tasks(text, JSONL_TASK_BYTES, wanted, on_record)
+}
+
+fn validate_jsonl_in_tasks(
+    text: &[u8],
+    task_bytes: usize,
+    wanted: impl Fn(&Diagnostic) -> bool + Sync,
+    mut on_record: impl FnMut(Map<String, Value>),
+) -> Findings {
+    // A task's lines and the number of the first.
+    let mut tasks: Vec<(usize, &[u8])> = Vec::new();
+    let (mut start, mut number) = (0, 1);
+    while start < text.len() {
+        let search_from = (start + task_bytes).min(text.len());
+        let end = match memchr::memchr(b'\n', &text[search_from..]) {
+            Some(at) => search_from + at + 1,
+            None => text.len(),
+        };
+        tasks.push((number, &text[start..end]));
+        number += memchr::memchr_iter(b'\n', &text[start..end]).count();
+        start = end;
+    }
+    let utf8 = simdutf8::basic::from_utf8(text).is_ok();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut checked: Vec<(usize, Vec<CheckedLine>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&(first, lines)) = tasks.get(i) else { return done };
+                        done.push((i, check_jsonl_lines(lines, first, utf8, &wanted)));
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|worker| worker.join().expect("checking lines does not panic")).collect()
+    });
+    checked.sort_unstable_by_key(|(i, _)| *i);
+
+    let mut findings = Findings::default();
+    let mut seen_ids = std::collections::HashSet::new();
+    let mut meta_total = None;
+    let mut records = 0usize;
+    let mut first_record_line = true;
+    for CheckedLine { number, text, findings: line_findings, line } in checked.into_iter().flat_map(|(_, lines)| lines) {
+        // Findings that depend on earlier lines go where the line-by-line reader puts them.
+        let mut before = Findings::default();
+        let mut after = Findings::default();
+        match line {
+            JsonlLine::Meta { total } => {
+                if !first_record_line {
+                    before.error(&JsonPath::root().key("_meta"), "misplaced_meta", "a `_meta` header may only be the first line");
+                }
+                meta_total = total;
+            }
+            JsonlLine::Record { record, check_id } => {
+                records += 1;
+                let record = Value::Object(record);
+                if check_id {
+                    validate::check_line_id_is_new(&mut after, &record, &mut seen_ids);
+                }
+                if let Value::Object(record) = record {
+                    on_record(record);
+                }
+            }
+            JsonlLine::NotJson | JsonlLine::NotAnObject => {}
+        }
+        first_record_line = false;
+        before.locate_on_line_where(text, number, &wanted);
+        after.locate_on_line_where(text, number, &wanted);
+        findings.extend(before);
+        findings.extend(line_findings);
+        findings.extend(after);
+    }
+    if let Some(total) = meta_total {
+        if total != records as u64 {
+            let mut meta = Findings::default();
+            meta.warning(&JsonPath::root().key("_meta").key("total_pairs"), "meta_total", format!("says {total} but the file has {records} records"));
+            meta.locate_on_line_where(b"", 1, &wanted);
+            findings.extend(meta);
+        }
+    }
+    findings
+}
+
+/// One task of [`validate_jsonl_text`]: `lines` (whole lines, the first
+/// numbered `first`) parsed and checked each on its own. In `utf8` text a
+/// line is read by the fast parser, and by serde_json where that gives up.
+fn check_jsonl_lines<'t>(lines: &'t [u8], first: usize, utf8: bool, wanted: &impl Fn(&Diagnostic) -> bool) -> Vec<CheckedLine<'t>> {
+    let mut checked = Vec::new();
+    for (index, line) in lines.split(|&b| b == b'\n').enumerate() {
+        let number = first + index;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let fast = if utf8 { std::str::from_utf8(line).ok().and_then(|line| crate::parse::parse(line, None)) } else { None };
+        let parsed = match fast {
+            Some(value) => Ok(value),
+            None => serde_json::from_slice::<Value>(line),
+        };
+        let mut findings = Findings::default();
+        let kind = match parsed {
+            Err(error) => {
+                let offset = error.column().saturating_sub(1);
+                findings.push_diagnostic(Diagnostic {
+                    severity: Severity::Error,
+                    code: "syntax",
+                    path: position::path_at(line, offset),
+                    message: format!("line is not a JSON value: {}", document::describe(&error)),
+                    position: Some(Position { line: number, column: Position::of_offset(line, offset).column }),
+                });
+                JsonlLine::NotJson
+            }
+            Ok(Value::Object(map)) if map.contains_key("_meta") => JsonlLine::Meta { total: check_meta(&mut findings, &map) },
+            Ok(record @ Value::Object(_)) => {
+                let check_id = validate::check_jsonl_record_alone(&mut findings, &record);
+                let Value::Object(record) = record else { unreachable!("matched as an object") };
+                JsonlLine::Record { record, check_id }
+            }
+            Ok(other) => {
+                findings.error(&JsonPath::root(), "wrong_type", format!("each line must be a JSON object, found {}", validate::describe(&other)));
+                JsonlLine::NotAnObject
+            }
+        };
+        findings.locate_on_line_where(line, number, wanted);
+        checked.push(CheckedLine { number, text: line, findings, line: kind });
+    }
+    checked
+}
+
 fn check_meta(findings: &mut Findings, map: &Map<String, Value>) -> Option<u64> {
     let path = JsonPath::root().key("_meta");
     let Some(meta) = map.get("_meta").and_then(Value::as_object) else {
@@ -476,4 +638,65 @@ pub fn read_enriched_bytes(text: &[u8]) -> Result<(Conversation, Findings), Find
     }
     let Value::Object(map) = document else { unreachable!("built as an object above") };
     Ok((Conversation::from_enriched(map), findings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A JSONL with every kind of line: the fixture's header and records, a
+    /// repeated id, a second header, blank and CRLF lines, broken JSON, a
+    /// lone surrogate (the fast parser gives up), a line that is not an
+    /// object, bytes that are not UTF-8, and a `total_pairs` that is wrong.
+    fn odd_jsonl() -> Vec<u8> {
+        let fixture = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/schemas/c-alpha-build_v3.4_emotional-dataset-full-JSON-format_v4.jsonl")).unwrap();
+        let lines: Vec<&[u8]> = fixture.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+        let mut text = Vec::new();
+        for line in &lines {
+            text.extend_from_slice(line);
+            text.push(b'\n');
+        }
+        text.extend_from_slice(lines[1]);
+        text.extend_from_slice(b"\r\n\n   \n");
+        text.extend_from_slice(lines[0]);
+        text.extend_from_slice(b"\n{\"id\": \"x\", \"broken\": tru\n[1, 2]\n{\"id\": \"\\ud800\"}\n");
+        let edited = String::from_utf8_lossy(lines[2]).replace("\"turn_number\":", "\"turn_number\": \"three\", \"was\":");
+        text.extend_from_slice(edited.as_bytes());
+        text.extend_from_slice(b"\n");
+        text
+    }
+
+    fn in_order(text: &[u8]) -> (Findings, Vec<Map<String, Value>>) {
+        let mut records = Vec::new();
+        let findings = validate_jsonl_records(text, |record| records.push(record)).unwrap();
+        (findings, records)
+    }
+
+    #[test]
+    fn lines_checked_in_parallel_give_the_findings_and_records_of_the_line_by_line_reader() {
+        let mut texts = vec![odd_jsonl()];
+        let mut not_utf8 = odd_jsonl();
+        not_utf8.extend_from_slice(b"{\"id\": \"\xff\"}\n");
+        texts.push(not_utf8);
+        let mut unterminated = odd_jsonl();
+        unterminated.pop();
+        texts.push(unterminated);
+        for text in &texts {
+            let (expected, expected_records) = in_order(text);
+            let codes: Vec<&str> = expected.iter().map(|d| d.code).collect();
+            for code in ["duplicate_line_id", "misplaced_meta", "syntax", "wrong_type", "meta_total"] {
+                assert!(codes.contains(&code), "{code} in {codes:?}");
+            }
+            for task_bytes in [1, 100, 5000, JSONL_TASK_BYTES] {
+                let mut records = Vec::new();
+                let findings = validate_jsonl_in_tasks(text, task_bytes, |_| true, |record| records.push(record));
+                assert_eq!(findings, expected, "tasks of {task_bytes} bytes");
+                assert_eq!(records, expected_records, "tasks of {task_bytes} bytes");
+            }
+            // Only the errors placed: the same findings, the warnings without a position.
+            let errors_placed = validate_jsonl_in_tasks(text, 100, Diagnostic::is_error, |_| {});
+            let unplaced_warnings: Vec<Diagnostic> = expected.iter().cloned().map(|d| if d.is_error() || d.code == "syntax" { d } else { Diagnostic { position: None, ..d } }).collect();
+            assert_eq!(errors_placed.into_vec(), unplaced_warnings);
+        }
+    }
 }

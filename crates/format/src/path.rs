@@ -55,10 +55,6 @@ impl JsonPath {
     pub(crate) fn push(&mut self, segment: Segment) {
         self.0.push(segment);
     }
-
-    pub(crate) fn pop(&mut self) {
-        self.0.pop();
-    }
 }
 
 impl fmt::Display for JsonPath {

@@ -75,24 +75,47 @@ pub fn locate(text: &[u8], path: &JsonPath) -> Position {
 /// starts (only the objects and arrays on the way to a path are entered; the
 /// rest is skipped without decoding), then one pass turns offsets into positions.
 pub fn locate_all(text: &[u8], paths: &[&JsonPath]) -> Vec<Position> {
-    let mut finder = Finder::new(text, paths);
-    let _ = finder.value();
+    let mut walker = Walker::new(text, Finder::new(paths));
+    let _ = walker.value();
+    let wanted = &walker.visitor.wanted;
     let offsets: Vec<usize> = paths
         .iter()
         .map(|path| {
             let segments = path.segments();
             (0..=segments.len())
                 .rev()
-                .find_map(|depth| {
-                    finder
-                        .wanted
-                        .get(&segments[..depth])
-                        .and_then(|node| node.offset)
-                })
+                .find_map(|depth| wanted.get(&segments[..depth]).and_then(|node| node.offset))
                 .unwrap_or(0)
         })
         .collect();
     Position::of_offsets(text, &offsets)
+}
+
+/// The path being read when the walk reaches `offset` (the place of a syntax
+/// error): for `{"a": [1, {"b": tru` it is `a[1].b`.
+pub fn path_at(text: &[u8], offset: usize) -> JsonPath {
+    let mut walker = Walker::new(&text[..offset.min(text.len())], EnterAll);
+    let _ = walker.value();
+    let mut path = JsonPath::root();
+    for segment in walker.path {
+        path.push(segment);
+    }
+    path
+}
+
+/// What a [`Walker`] walks for: told where each value starts, it says
+/// whether to enter it (an object or array not entered is skipped whole).
+trait Visit {
+    fn value(&mut self, path: &[Segment], at: usize) -> Result<bool, Stop>;
+}
+
+/// Enters everything: the walk goes on until the text ends or breaks.
+struct EnterAll;
+
+impl Visit for EnterAll {
+    fn value(&mut self, _path: &[Segment], _at: usize) -> Result<bool, Stop> {
+        Ok(true)
+    }
 }
 
 /// A path [`Finder`] looks for, or one on the way to such a path.
@@ -103,35 +126,61 @@ struct Node {
     has_children: bool,
 }
 
-/// Walks a document once, entering only values on the way to wanted paths
-/// and noting where each wanted path (and each ancestor) first starts.
-struct Finder<'t, 'p> {
-    text: &'t [u8],
-    pos: usize,
-    path: Vec<Segment>,
+/// Enters only values on the way to wanted paths, noting where each wanted
+/// path (and each ancestor) first starts; stops once all are found.
+struct Finder<'p> {
     wanted: HashMap<&'p [Segment], Node>,
     /// Nodes not found yet: at 0 the walk stops.
     missing: usize,
 }
 
-impl<'t, 'p> Finder<'t, 'p> {
-    fn new(text: &'t [u8], paths: &[&'p JsonPath]) -> Self {
+impl<'p> Finder<'p> {
+    fn new(paths: &[&'p JsonPath]) -> Self {
         let mut wanted: HashMap<&'p [Segment], Node> = HashMap::new();
         for path in paths {
             let segments = path.segments();
             for depth in 0..=segments.len() {
-                wanted.entry(&segments[..depth]).or_default().has_children |=
-                    depth < segments.len();
+                wanted.entry(&segments[..depth]).or_default().has_children |= depth < segments.len();
             }
         }
         let missing = wanted.len();
-        Self {
-            text,
-            pos: 0,
-            path: Vec::new(),
-            wanted,
-            missing,
+        Self { wanted, missing }
+    }
+}
+
+impl Visit for Finder<'_> {
+    fn value(&mut self, path: &[Segment], at: usize) -> Result<bool, Stop> {
+        let Some(node) = self.wanted.get_mut(path) else { return Ok(false) };
+        if node.offset.is_none() {
+            node.offset = Some(at);
+            self.missing -= 1;
+            if self.missing == 0 {
+                return Err(Stop::Found);
+            }
         }
+        Ok(node.has_children)
+    }
+}
+
+enum Stop {
+    /// Everything wanted is found.
+    Found,
+    /// End of text or text that is not JSON: the walker's path says where.
+    Broken,
+}
+
+/// A forgiving JSON walker that only tracks where it is; it never builds
+/// values. Both the placing of findings and [`path_at`] walk with it.
+struct Walker<'t, V> {
+    text: &'t [u8],
+    pos: usize,
+    path: Vec<Segment>,
+    visitor: V,
+}
+
+impl<'t, V: Visit> Walker<'t, V> {
+    fn new(text: &'t [u8], visitor: V) -> Self {
+        Self { text, pos: 0, path: Vec::new(), visitor }
     }
 
     fn skip_ws(&mut self) {
@@ -152,19 +201,7 @@ impl<'t, 'p> Finder<'t, 'p> {
 
     fn value(&mut self) -> Result<(), Stop> {
         self.skip_ws();
-        let enter = match self.wanted.get_mut(self.path.as_slice()) {
-            Some(node) => {
-                if node.offset.is_none() {
-                    node.offset = Some(self.pos);
-                    self.missing -= 1;
-                    if self.missing == 0 {
-                        return Err(Stop::Found);
-                    }
-                }
-                node.has_children
-            }
-            None => false,
-        };
+        let enter = self.visitor.value(&self.path, self.pos)?;
         match self.peek()? {
             b'{' if enter => self.object(),
             b'[' if enter => self.array(),
@@ -230,15 +267,18 @@ impl<'t, 'p> Finder<'t, 'p> {
         }
     }
 
-    /// An object key, unescaped.
+    /// An object key, unescaped (as serde_json reads it; the text between
+    /// the quotes as it stands where serde_json cannot).
     fn key(&mut self) -> Result<String, Stop> {
         let start = self.pos;
         self.skip_string()?;
         let raw = &self.text[start..self.pos];
-        match std::str::from_utf8(&raw[1..raw.len() - 1]) {
+        let inner = &raw[1..raw.len() - 1];
+        match std::str::from_utf8(inner) {
+            // serde_json reads such a key as it stands, or refuses a control
+            // character in it, which leaves it as it stands too.
             Ok(plain) if !plain.contains('\\') => Ok(plain.to_owned()),
-            _ => Ok(serde_json::from_slice::<String>(raw)
-                .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned())),
+            _ => Ok(serde_json::from_slice::<String>(raw).unwrap_or_else(|_| String::from_utf8_lossy(inner).into_owned())),
         }
     }
 
@@ -263,7 +303,7 @@ impl<'t, 'p> Finder<'t, 'p> {
         result
     }
 
-    /// Past a value nothing is wanted in: strings by their quotes, objects and arrays by their brackets.
+    /// Past a value not entered: strings by their quotes, objects and arrays by their brackets.
     fn skip_value(&mut self) -> Result<(), Stop> {
         match self.peek()? {
             b'"' => self.skip_string(),
@@ -296,12 +336,7 @@ impl<'t, 'p> Finder<'t, 'p> {
             }
             _ => {
                 let start = self.pos;
-                while self.pos < self.text.len()
-                    && !matches!(
-                        self.text[self.pos],
-                        b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'
-                    )
-                {
+                while self.pos < self.text.len() && !matches!(self.text[self.pos], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
                     self.pos += 1;
                 }
                 note_scanned(self.pos - start);
@@ -311,160 +346,6 @@ impl<'t, 'p> Finder<'t, 'p> {
                 Ok(())
             }
         }
-    }
-}
-
-/// The path being read when the scanner reaches `offset` (the place of a syntax
-/// error): for `{"a": [1, {"b": tru` it is `a[1].b`.
-pub fn path_at(text: &[u8], offset: usize) -> JsonPath {
-    let mut scanner = Scanner::new(&text[..offset.min(text.len())]);
-    let _ = scanner.document();
-    scanner.path
-}
-
-enum Stop {
-    /// Everything wanted is found.
-    Found,
-    /// End of text or text that is not JSON: the scanner's path says where.
-    Broken,
-}
-
-/// A forgiving JSON walker that only tracks where it is; it never builds values.
-struct Scanner<'t> {
-    text: &'t [u8],
-    pos: usize,
-    path: JsonPath,
-}
-
-impl<'t> Scanner<'t> {
-    fn new(text: &'t [u8]) -> Self {
-        Self {
-            text,
-            pos: 0,
-            path: JsonPath::root(),
-        }
-    }
-
-    fn document(&mut self) -> Result<(), Stop> {
-        self.value()
-    }
-
-    fn skip_ws(&mut self) {
-        while self.pos < self.text.len()
-            && matches!(self.text[self.pos], b' ' | b'\t' | b'\n' | b'\r')
-        {
-            self.pos += 1;
-        }
-    }
-
-    fn peek(&self) -> Result<u8, Stop> {
-        self.text.get(self.pos).copied().ok_or(Stop::Broken)
-    }
-
-    fn value(&mut self) -> Result<(), Stop> {
-        self.skip_ws();
-        match self.peek()? {
-            b'{' => self.object(),
-            b'[' => self.array(),
-            b'"' => self.string().map(drop),
-            _ => self.scalar(),
-        }
-    }
-
-    fn object(&mut self) -> Result<(), Stop> {
-        self.pos += 1;
-        self.skip_ws();
-        if self.peek()? == b'}' {
-            self.pos += 1;
-            return Ok(());
-        }
-        loop {
-            self.skip_ws();
-            if self.peek()? != b'"' {
-                return Err(Stop::Broken);
-            }
-            let key = self.string()?;
-            self.path.push(Segment::Key(key.into()));
-            self.skip_ws();
-            if self.peek()? != b':' {
-                return Err(Stop::Broken);
-            }
-            self.pos += 1;
-            self.value()?;
-            self.path.pop();
-            self.skip_ws();
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b'}' => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                _ => return Err(Stop::Broken),
-            }
-        }
-    }
-
-    fn array(&mut self) -> Result<(), Stop> {
-        self.pos += 1;
-        self.skip_ws();
-        if self.peek()? == b']' {
-            self.pos += 1;
-            return Ok(());
-        }
-        let mut index = 0;
-        loop {
-            self.path.push(Segment::Index(index));
-            self.value()?;
-            self.path.pop();
-            self.skip_ws();
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b']' => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                _ => return Err(Stop::Broken),
-            }
-            index += 1;
-        }
-    }
-
-    /// Reads a string and returns its (unescaped where simple) text.
-    fn string(&mut self) -> Result<String, Stop> {
-        let start = self.pos + 1;
-        let mut i = start;
-        while i < self.text.len() {
-            match self.text[i] {
-                b'\\' => i += 2,
-                b'"' => {
-                    self.pos = i + 1;
-                    let raw = &self.text[start..i];
-                    let decoded = serde_json::from_slice::<String>(&self.text[start - 1..=i]);
-                    return Ok(
-                        decoded.unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned())
-                    );
-                }
-                _ => i += 1,
-            }
-        }
-        self.pos = self.text.len();
-        Err(Stop::Broken)
-    }
-
-    fn scalar(&mut self) -> Result<(), Stop> {
-        let start = self.pos;
-        while self.pos < self.text.len()
-            && !matches!(
-                self.text[self.pos],
-                b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'
-            )
-        {
-            self.pos += 1;
-        }
-        if self.pos == start || self.pos == self.text.len() {
-            return Err(Stop::Broken);
-        }
-        Ok(())
     }
 }
 

@@ -992,9 +992,17 @@ fn check_quality_summary(findings: &mut Findings, value: Option<&Value>, path: &
 
 /// Checks one JSONL record (rules 18–20; the single-line parts of 4–12).
 pub fn check_jsonl_record(findings: &mut Findings, record: &Value, seen_ids: &mut HashSet<String>) {
+    if check_jsonl_record_alone(findings, record) {
+        check_line_id_is_new(findings, record, seen_ids);
+    }
+}
+
+/// What [`check_jsonl_record`] checks of a record on its own; `true` when
+/// its id is then to be checked against the earlier lines' ([`check_line_id_is_new`]).
+pub fn check_jsonl_record_alone(findings: &mut Findings, record: &Value) -> bool {
     let root = JsonPath::root();
-    let Some(facts) = check_pair(findings, record, &root, 0, PairKind::JsonlRecord) else { return };
-    let Some(map) = record.as_object() else { return };
+    let Some(facts) = check_pair(findings, record, &root, 0, PairKind::JsonlRecord) else { return false };
+    let Some(map) = record.as_object() else { return false };
     for key in map.keys() {
         if !PAIR_KEYS.contains(&key.as_str()) {
             findings.error(&root.key(key.clone()), "unknown_key", format!("a JSONL record has exactly the 10 pair keys; `{key}` is not one"));
@@ -1018,9 +1026,14 @@ pub fn check_jsonl_record(findings: &mut Findings, record: &Value, seen_ids: &mu
             }
         }
     }
-    if let Some(id) = map.get("id").and_then(Value::as_str) {
+    true
+}
+
+/// Rule 20's uniqueness: a record's id on no earlier line.
+pub fn check_line_id_is_new(findings: &mut Findings, record: &Value, seen_ids: &mut HashSet<String>) {
+    if let Some(id) = record.get("id").and_then(Value::as_str) {
         if !seen_ids.insert(id.to_owned()) {
-            findings.error(&root.key("id"), "duplicate_line_id", format!("id {id:?} appears on an earlier line too"));
+            findings.error(&JsonPath::root().key("id"), "duplicate_line_id", format!("id {id:?} appears on an earlier line too"));
         }
     }
 }

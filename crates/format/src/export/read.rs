@@ -62,7 +62,8 @@ pub fn read_and_render(file: &Path, settings: &RenderSettings) -> Result<Rendere
 fn read_and_render_jsonl(file: &Path, settings: &RenderSettings) -> Result<RenderedFile, ExportError> {
     let text = std::fs::read(file).map_err(|source| ExportError::Io { path: file.to_owned(), source })?;
     let mut groups = JsonlGroups::default();
-    let findings = input::validate_jsonl_records(&text[..], |record| groups.add(record)).map_err(|source| ExportError::Io { path: file.to_owned(), source })?;
+    // Only errors stop an export, so only they are placed.
+    let findings = input::validate_jsonl_text(&text, Diagnostic::is_error, |record| groups.add(record));
     if findings.has_errors() {
         let errors = findings.into_iter().filter(Diagnostic::is_error).collect();
         return Err(ExportError::Invalid { path: file.to_owned(), errors });

@@ -63,7 +63,11 @@ impl Tokenizer {
         if text.is_empty() {
             return 0;
         }
-        let key = self.memo.key(text);
+        self.count_keyed(text, self.memo.key(text))
+    }
+
+    /// [`Tokenizer::count`] of a text whose memo key is known.
+    fn count_keyed(&self, text: &str, key: u128) -> usize {
         if let Some(count) = self.memo.get(key) {
             return count;
         }
@@ -81,7 +85,39 @@ impl Tokenizer {
 /// shards so the export's worker threads seldom wait for each other.
 struct Memo {
     hashers: [std::collections::hash_map::RandomState; 2],
-    shards: Vec<Mutex<HashMap<u128, usize>>>,
+    shards: Vec<Mutex<HashMap<u128, usize, BuildKey>>>,
+}
+
+/// Memo keys are random already (a keyed hash of the text): a map of them
+/// uses their low bits as they are rather than hashing them again.
+#[derive(Clone, Copy, Default)]
+struct BuildKey;
+
+impl BuildHasher for BuildKey {
+    type Hasher = KeyHasher;
+
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
+    }
+}
+
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u128` is used; any other input is still hashed, if poorly.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u128(&mut self, key: u128) {
+        self.0 = key as u64;
+    }
 }
 
 const MEMO_SHARDS: usize = 16;
@@ -101,9 +137,10 @@ impl Memo {
         (u128::from(high.hash_one(text)) << 64) | u128::from(low.hash_one(text))
     }
 
-    fn shard(&self, key: u128) -> std::sync::MutexGuard<'_, HashMap<u128, usize>> {
-        // A poisoned shard only means another thread panicked; its counts are still right.
-        self.shards[(key as usize) % MEMO_SHARDS].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn shard(&self, key: u128) -> std::sync::MutexGuard<'_, HashMap<u128, usize, BuildKey>> {
+        // A poisoned shard only means another thread panicked; its counts are
+        // still right. The shard is chosen by the high bits, the slot by the low.
+        self.shards[((key >> 64) as usize) % MEMO_SHARDS].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn get(&self, key: u128) -> Option<usize> {
@@ -121,19 +158,26 @@ impl Memo {
 /// Counts the texts of one conversation, each distinct text once: a pair
 /// repeats the conversation's history and system prompt, so most of an
 /// export's text is seen before.
+/// Texts are known by their memo key, so each is hashed once and a text
+/// seen again is neither compared nor looked up in the shared memo.
 pub struct ConversationCounter<'t, 'c> {
     tokenizer: &'t Tokenizer,
-    seen: HashMap<&'c str, usize>,
+    seen: HashMap<u128, usize, BuildKey>,
+    texts: std::marker::PhantomData<&'c str>,
 }
 
 impl<'t, 'c> ConversationCounter<'t, 'c> {
     pub fn new(tokenizer: &'t Tokenizer) -> Self {
-        Self { tokenizer, seen: HashMap::new() }
+        Self { tokenizer, seen: HashMap::default(), texts: std::marker::PhantomData }
     }
 
     pub fn count(&mut self, text: &'c str) -> usize {
+        if text.is_empty() {
+            return 0;
+        }
         let tokenizer = self.tokenizer;
-        *self.seen.entry(text).or_insert_with(|| tokenizer.count(text))
+        let key = tokenizer.memo.key(text);
+        *self.seen.entry(key).or_insert_with(|| tokenizer.count_keyed(text, key))
     }
 
     /// A text made for the export (not borrowed from the conversation).
