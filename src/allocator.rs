@@ -84,6 +84,21 @@ unsafe impl GlobalAlloc for MiMalloc {
     }
 }
 
+/// Keeps this process's memory out of transparent huge pages. Where the
+/// kernel gives them to every anonymous mapping (`enabled = always`, as on
+/// our build machines), each fresh page mimalloc takes after returning one
+/// faults in a whole 2 MiB page, zeroed: a create of 10 000 conversations
+/// spent a sixth of its CPU in `clear_page_erms`, and ran 25 % faster
+/// without. (mimalloc's own switch, `MIMALLOC_ALLOW_THP=0`, is read before
+/// `main` and cannot be set from here.) Call first thing in `main`.
+pub fn refuse_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes one integer and touches no memory of ours.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

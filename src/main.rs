@@ -56,6 +56,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    allocator::refuse_transparent_huge_pages();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => commands::run_async(commands::serve::run(args)),
