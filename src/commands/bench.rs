@@ -128,6 +128,10 @@ pub enum Bench {
 }
 
 pub fn run(bench: Bench) -> anyhow::Result<ExitCode> {
+    // Off unless asked for: RUST_LOG=lora_files_store=debug times each change's steps.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     match bench {
         Bench::Generate { conversations, fixtures, out } => {
             let bytes = generate_conversations(conversations, &fixtures, &out)?;
@@ -525,7 +529,9 @@ async fn bench_add(base: usize, added: usize, adds: usize, fixtures: &Path, work
     let build_seconds = started.elapsed().as_secs_f64();
     std::fs::remove_dir_all(work.join("out"))?;
     let started = Instant::now();
-    let file = store.training_files().create(&owner, "bench", None, &ids[..base]).await?;
+    let reserved = store.training_files().reserve(&owner, "bench", None, &ids[..base]).await?;
+    let reserve_seconds = started.elapsed().as_secs_f64();
+    let file = store.training_files().fill(&owner, &reserved.id, &ids[..base]).await?;
     let create_seconds = started.elapsed().as_secs_f64();
     // The create leaves its export figures to a count after its commit; the
     // adds are timed once it is done, not beside it.
@@ -555,6 +561,7 @@ async fn bench_add(base: usize, added: usize, adds: usize, fixtures: &Path, work
     let slowest = add_seconds.last().copied().unwrap_or(0.0);
     println!("import:          {} files in {import_seconds:.2} s, {:.0} files/s (goal >= 3000: {})", files.len(), files.len() as f64 / import_seconds, verdict(files.len() as f64 / import_seconds >= 3000.0));
     println!("create:          {create_seconds:.2} s; lora-files build of the same {base}: {build_seconds:.2} s; create / build {:.2} (goal <= 1.5: {})", create_seconds / build_seconds, verdict(create_seconds / build_seconds <= 1.5));
+    println!("                 of which {reserve_seconds:.2} s checking the request and reserving the name (RUST_LOG=lora_files_store=debug shows the rest)");
     println!("export figures:  counted in {figures_seconds:.2} s after the create (tokens of every member, in the background)");
     println!(
         "add {added}:          median {:.3} s, slowest {slowest:.3} s of {adds} (goal <= 0.2 s: {})",

@@ -344,6 +344,7 @@ impl TrainingFiles<'_> {
     /// One attempt: `Some(true)` committed, `Some(false)` another change
     /// landed first, `None` nothing to do.
     async fn attempt(self, user: &str, file: &TrainingFile, change: &Change, segments: &mut Segments<'_>) -> Result<Option<bool>, StoreError> {
+        let started = std::time::Instant::now();
         let prepared = match change {
             Change::Create(sources) => self.prepare_add(user, file, sources.clone(), segments).await?,
             Change::Add(ids) => {
@@ -366,13 +367,24 @@ impl TrainingFiles<'_> {
                 None => return Ok(None),
             },
         };
+        let rendered = started.elapsed();
         let objects = segments.finish().await?;
+        let written = started.elapsed();
         if !matches!(change, Change::Compact) {
             crate::progress::check(self.progress)?;
             crate::progress::phase(self.progress, "committing");
         }
         self.store.run_before_commit()?;
-        self.commit(user, file, change.kind(), prepared, &objects).await.map(Some)
+        let committed = self.commit(user, file, change.kind(), prepared, &objects).await.map(Some);
+        tracing::debug!(
+            file_id = %file.id,
+            change = change.kind(),
+            rendered_ms = rendered.as_millis() as u64,
+            written_ms = written.as_millis() as u64,
+            committed_ms = started.elapsed().as_millis() as u64,
+            "a change's attempt"
+        );
+        committed
     }
 
     async fn prepare_add(self, user: &str, file: &TrainingFile, sources: Vec<Source>, segments: &mut Segments<'_>) -> Result<Prepared, StoreError> {
