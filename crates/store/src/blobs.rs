@@ -60,6 +60,8 @@ pub struct Blobs {
     store: Arc<dyn ObjectStore>,
     max_object_bytes: u64,
     description: String,
+    /// The folder of a local store, where unfinished uploads can be found.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Blobs {
@@ -74,7 +76,7 @@ impl Blobs {
         let root = data_dir.join("objects");
         std::fs::create_dir_all(&root).map_err(|e| StoreError::Config(format!("cannot create {}: {e}", root.display())))?;
         let store = LocalFileSystem::new_with_prefix(&root)?;
-        Ok(Self { store: Arc::new(store), max_object_bytes, description: format!("local folder {}", root.display()) })
+        Ok(Self { store: Arc::new(store), max_object_bytes, description: format!("local folder {}", root.display()), local_root: Some(root) })
     }
 
     /// `s3://bucket/prefix`, with credentials, region and endpoint from the
@@ -94,7 +96,7 @@ impl Blobs {
             let shared: Arc<dyn ObjectStore> = s3.clone();
             Arc::new(PrefixStore::new(shared, prefix.as_str()))
         };
-        Ok(Self { store, max_object_bytes, description: format!("S3 {url}") })
+        Ok(Self { store, max_object_bytes, description: format!("S3 {url}"), local_root: None })
     }
 
     /// From `--storage-url` (when given) or the data directory.
@@ -110,7 +112,17 @@ impl Blobs {
     /// failing store between the services and the real one).
     #[cfg(feature = "testing")]
     pub(crate) fn wrapped(&self, wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>) -> Self {
-        Self { store: wrap(self.store.clone()), max_object_bytes: self.max_object_bytes, description: self.description.clone() }
+        Self { store: wrap(self.store.clone()), max_object_bytes: self.max_object_bytes, description: self.description.clone(), local_root: self.local_root.clone() }
+    }
+
+    /// Uploads a writer started and nobody finished or aborted (a process
+    /// killed while writing), last written before `before`. On a local
+    /// folder they are the staging files `<key>#<n>`, which listings skip;
+    /// `None` on S3, where `object_store` cannot list open multipart uploads.
+    pub fn unfinished_uploads(&self, before: std::time::SystemTime) -> Option<Result<(Vec<std::path::PathBuf>, usize), StoreError>> {
+        let root = self.local_root.as_ref()?;
+        let mut found = (Vec::new(), 0);
+        Some(walk_staging_files(root, before, &mut found).map(|()| found).map_err(|e| StoreError::Internal(format!("cannot read {}: {e}", root.display()))))
     }
 
     pub fn describe(&self) -> &str {
@@ -220,6 +232,27 @@ impl Blobs {
             .await
             .map_err(StoreError::from)
     }
+}
+
+/// Collects the staging files under `dir` older than `before`, and counts the younger ones.
+fn walk_staging_files(dir: &Path, before: std::time::SystemTime, found: &mut (Vec<std::path::PathBuf>, usize)) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let file_type = entry.file_type()?;
+        if file_type.is_dir() {
+            walk_staging_files(&entry.path(), before, found)?;
+            continue;
+        }
+        let name = entry.file_name();
+        let staging = name.to_str().and_then(|n| n.rsplit_once('#')).is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if file_type.is_file() && staging {
+            match entry.metadata()?.modified()? < before {
+                true => found.0.push(entry.path()),
+                false => found.1 += 1,
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Parts of one object uploaded at once; more wait (memory stays bounded).

@@ -135,6 +135,8 @@ impl Store {
             (_, false) => Err(format!("{}; `lora-files doctor --repair` removes them{recent}", summarize(&report.orphans))),
         };
         report.record("no orphans", orphans);
+        let uploads = self.unfinished_uploads(repair, grace, &mut report.removed);
+        report.record("no unfinished uploads", uploads);
         report.record("figures agree", self.figures_agree().await.map_err(|e| e.to_string()).and_then(|r| r));
         report.record("no stalled enrichment", self.stalled_enrichments(repair).await.map_err(|e| e.to_string()).and_then(|r| r));
         report
@@ -143,6 +145,32 @@ impl Store {
     /// Segments recorded by changes that never committed (a crash, a lost
     /// race that could not clean up) and are older than `cutoff`; `repair`
     /// deletes them and their records.
+    /// Uploads a killed process left open. A writer that fails or is
+    /// dropped aborts its upload; one cut off by a crash cannot.
+    fn unfinished_uploads(&self, repair: bool, grace: chrono::Duration, removed: &mut usize) -> Result<String, String> {
+        let before = std::time::SystemTime::now() - grace.to_std().unwrap_or_default();
+        let Some(found) = self.blobs.unfinished_uploads(before) else {
+            return Ok("not checked: S3 multipart uploads left open by a crash cannot be listed through object_store; \
+                       give the bucket a lifecycle rule (AbortIncompleteMultipartUpload, e.g. after 1 day) to clear them"
+                .into());
+        };
+        let (stale, young) = found.map_err(|e| e.to_string())?;
+        let recent = match young {
+            0 => String::new(),
+            n => format!("; {n} recent upload(s) may still be written"),
+        };
+        let shown: Vec<String> = stale.iter().map(|p| p.display().to_string()).collect();
+        match (stale.len(), repair) {
+            (0, _) => Ok(format!("none{recent}")),
+            (_, false) => Err(format!("{} (staging files of uploads a crash cut off); `lora-files doctor --repair` removes them{recent}", summarize(&shown))),
+            (n, true) => {
+                let gone = stale.iter().filter(|p| std::fs::remove_file(p).is_ok()).count();
+                *removed += gone;
+                if gone == n { Ok(format!("removed {n} unfinished upload(s){recent}")) } else { Err(format!("{} of {n} unfinished upload(s) could not be removed{recent}", n - gone)) }
+            }
+        }
+    }
+
     async fn abandoned_writes(&self, cutoff: &str, repair: bool, removed: &mut usize) -> Result<Result<String, String>, StoreError> {
         let pool = self.catalogue.pool();
         let (in_flight,): (i64,) =

@@ -16,7 +16,7 @@ async fn a_consistent_store_is_healthy(t: &TestStore) {
     let names: Vec<&str> = report.checks.iter().map(|c| c.name).collect();
     assert_eq!(
         names,
-        ["database reachable", "database migrated", "storage writable", "no abandoned writes", "objects present", "versions readable", "no orphans", "figures agree", "no stalled enrichment"]
+        ["database reachable", "database migrated", "storage writable", "no abandoned writes", "objects present", "versions readable", "no orphans", "no unfinished uploads", "figures agree", "no stalled enrichment"]
     );
 }
 
@@ -64,8 +64,45 @@ async fn missing_objects_and_orphans_are_found_and_orphans_repaired(t: &TestStor
     assert!(t.objects("training-files/nobody").await.is_empty());
 }
 
+/// Finding 18 and 13: what a crash leaves that listings do not show (a
+/// local upload's staging file), young objects, and a size mismatch with
+/// its remedy, each said by `doctor`.
+async fn unfinished_uploads_young_orphans_and_wrong_sizes_are_reported(t: &TestStore) {
+    let check = |report: &lora_files_store::doctor::DoctorReport, name: &str| report.checks.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("{name}: {report:#?}")).clone();
+    let admin = t.admin().await;
+    if std::env::var("LORA_FILES_TEST_SERVICE_STORAGE_URL").is_ok() {
+        let uploads = check(&admin.doctor(false, Duration::zero()).await, "no unfinished uploads");
+        assert!(uploads.ok && uploads.detail.starts_with("not checked: S3 multipart uploads"), "{uploads:?}");
+        return;
+    }
+    // A writer killed mid-way leaves `<key>#<n>`, which object_store's listing skips.
+    let staging = t.dir.path().join("objects/training-files/killed/segments");
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join("s.jsonl#1"), b"{\"half\": ").unwrap();
+    let young = check(&admin.doctor(false, Duration::hours(1)).await, "no unfinished uploads");
+    assert!(young.ok && young.detail.contains("1 recent upload(s) may still be written"), "{young:?}");
+    let found = check(&admin.doctor(false, Duration::zero()).await, "no unfinished uploads");
+    assert!(!found.ok && found.detail.contains("s.jsonl#1") && found.detail.contains("--repair"), "{found:?}");
+    let repaired = admin.doctor(true, Duration::zero()).await;
+    assert!(check(&repaired, "no unfinished uploads").ok && repaired.removed == 1, "{repaired:#?}");
+    assert!(!staging.join("s.jsonl#1").exists());
+
+    t.put_object("training-files/nobody/young.json", b"{}").await;
+    let orphans = check(&admin.doctor(false, Duration::hours(1)).await, "no orphans");
+    assert!(orphans.ok && orphans.detail.contains("1 recent object(s) not yet counted as orphans"), "{orphans:?}");
+    admin.doctor(true, Duration::zero()).await;
+
+    let ids = t.import_copies(&t.alice, 1).await;
+    let key = t.store.conversations().get(&t.alice, &ids[0]).await.unwrap().unwrap().enriched_file_path.unwrap();
+    t.delete_object(&key).await;
+    t.put_object(&key, b"{}").await;
+    let present = check(&admin.doctor(false, Duration::zero()).await, "objects present");
+    assert!(!present.ok && present.detail.contains("the catalogue says") && present.detail.contains("restore it from a backup"), "{present:?}");
+}
+
 on_both_backends!(
     a_consistent_store_is_healthy,
     missing_objects_and_orphans_are_found_and_orphans_repaired,
+    unfinished_uploads_young_orphans_and_wrong_sizes_are_reported,
     raw_sources_are_kept_and_stalled_enrichments_reset,
 );

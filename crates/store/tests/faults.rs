@@ -411,14 +411,14 @@ async fn assert_done(t: &TestStore, op: Op, scene: &Scene, before: &[String], ra
 }
 
 /// `doctor` is healthy, or finds only what a failed change left (orphans,
-/// abandoned writes) and `--repair` clears it.
+/// abandoned writes, uploads whose abort failed) and `--repair` clears it.
 async fn assert_doctor_ends_clean(admin: &Store, context: &str) -> usize {
     let report = admin.doctor(false, chrono::Duration::zero()).await;
     if report.healthy() {
         return 0;
     }
     let failing: Vec<&str> = report.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
-    assert!(failing.iter().all(|name| ["no orphans", "no abandoned writes"].contains(name)), "only left-overs, nothing lost: {context}\n{report:#?}");
+    assert!(failing.iter().all(|name| ["no orphans", "no abandoned writes", "no unfinished uploads"].contains(name)), "only left-overs, nothing lost: {context}\n{report:#?}");
     let repaired = admin.doctor(true, chrono::Duration::zero()).await;
     assert!(repaired.healthy() && repaired.removed > 0, "{context}\n{repaired:#?}");
     let again = admin.doctor(false, chrono::Duration::zero()).await;
