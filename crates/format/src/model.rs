@@ -107,8 +107,10 @@ impl Conversation {
     pub fn from_enriched(mut document: Map<String, Value>) -> Self {
         let dataset = document.get("dataset_metadata").and_then(Value::as_object);
         let dataset_name = dataset.and_then(|d| d.get("dataset_name")).and_then(Value::as_str).unwrap_or_default();
+        // A UUID in upper case names the same conversation as in lower case:
+        // the canonical (lower-case) form is the one rendered and compared.
         let conversation_id = conversation_id_from_dataset_name(dataset_name)
-            .map(str::to_owned)
+            .map(str::to_ascii_lowercase)
             .unwrap_or_else(|| derived_conversation_id(dataset_name));
         let created_date = text(dataset.and_then(|d| d.get("created_date")));
         let vertical = dataset.and_then(|d| d.get("vertical")).and_then(Value::as_str).map(str::to_owned);

@@ -113,3 +113,19 @@ fn every_bad_input_of_a_folder_is_reported_and_nothing_is_written() {
     assert_eq!(named, ["0003.json", "0007.json", "0010.json"]);
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "a failed build leaves nothing behind");
 }
+
+#[test]
+fn an_id_in_upper_case_is_the_same_conversation_as_in_lower_case() {
+    let inputs = tempfile::tempdir().unwrap();
+    let template = std::fs::read_to_string(fixture("enriched/enriched-2.json")).unwrap();
+    let id = "2ecd51bd-8dd9-478a-9fb4-de20f69bd441";
+    std::fs::write(inputs.path().join("upper.json"), template.replace(id, &id.to_ascii_uppercase())).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let summary = build_into(&[inputs.path().join("upper.json")], out.path(), &options("upper"));
+    assert_eq!(summary.conversations, 1);
+    let jsonl = std::fs::read_to_string(out.path().join("upper.jsonl")).unwrap();
+    assert!(jsonl.contains(id) && !jsonl.contains(&id.to_ascii_uppercase()), "the canonical id is the one written");
+    std::fs::write(inputs.path().join("lower.json"), &template).unwrap();
+    let error = build(&[inputs.path().to_owned()], out.path(), &options("both"), |_| {}).unwrap_err();
+    assert!(error.to_string().contains(&format!("conversation {id} appears twice")), "{error}");
+}
