@@ -133,7 +133,12 @@ impl<'s> Conversations<'s> {
             findings.error(&JsonPath::root(), "empty_file", "there is nothing to import: the text is empty");
             return Err(StoreError::InvalidSource { path: request.source.clone(), errors: findings.into_vec() });
         }
-        let parsed = match source::parse(&request.bytes) {
+        // Parsing up to the request's body limit is CPU work: off the async workers.
+        let bytes = request.bytes.clone();
+        let parsed = tokio::task::spawn_blocking(move || source::parse(&bytes))
+            .await
+            .map_err(|error| StoreError::Internal(format!("reading an import failed: {error}")))?;
+        let parsed = match parsed {
             Ok(parsed) => parsed.document,
             Err(error) if request.keep_unparsable => {
                 crate::refuse_nul_keys(&request.scaffolding, ["persona_key", "emotional_arc_key", "topic_key"])?;
@@ -408,7 +413,10 @@ impl<'s> Conversations<'s> {
 
     /// Imports one enriched conversation file for `owner`. `source` names it in errors.
     pub async fn import_enriched(self, owner: &str, source: &str, bytes: Bytes) -> Result<Imported, StoreError> {
-        let enriched = Enriched::read(owner, source, bytes)?;
+        let (owner_text, source_text) = (owner.to_owned(), source.to_owned());
+        let enriched = tokio::task::spawn_blocking(move || Enriched::read(&owner_text, &source_text, bytes))
+            .await
+            .map_err(|error| StoreError::Internal(format!("reading an import failed: {error}")))??;
         if let Some(existing) = self.get(owner, &enriched.conversation_id).await? {
             return judge_reimport(existing, &enriched.sha256);
         }
