@@ -45,11 +45,16 @@ async fn a_job_whose_worker_died_is_taken_again_and_done_once(t: &TestStore) {
     let (job, _) = t.store.jobs().enqueue_add(&t.alice, &file.id, &ids[1..]).await.unwrap();
     // A worker claims it with a short lease and dies after the add committed
     // but before it recorded so.
-    let dead = t.store.jobs().claim("dead-worker", Duration::from_millis(300)).await.unwrap().unwrap();
+    // The lease outlasts the add even on a loaded machine (a 300 ms one did not).
+    let lease = Duration::from_secs(3);
+    let claimed = std::time::Instant::now();
+    let dead = t.store.jobs().claim("dead-worker", lease).await.unwrap().unwrap();
     assert_eq!(dead.job.id, job.id);
     t.store.training_files().add(&t.alice, &file.id, &ids[1..]).await.unwrap();
-    assert!(t.store.jobs().claim("other", Duration::from_secs(5)).await.unwrap().is_none(), "a held claim is not taken");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    if claimed.elapsed() < lease {
+        assert!(t.store.jobs().claim("other", Duration::from_secs(5)).await.unwrap().is_none(), "a held claim is not taken");
+    }
+    tokio::time::sleep(lease.saturating_sub(claimed.elapsed()) + Duration::from_millis(100)).await;
     let workers = Workers::spawn(t.store.clone(), settings(1), None);
     let job = t.store.jobs().wait(&t.alice, &job.id, Duration::from_secs(30)).await.unwrap();
     workers.shutdown().await;
