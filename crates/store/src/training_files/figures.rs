@@ -126,6 +126,20 @@ pub(super) async fn state(tx: &mut Transaction, file_id: &str, version: i64, fig
     Ok(())
 }
 
+/// Members as `settle_figures` reads them, grouped by segment in order:
+/// (segment key, [(conversation id, offset, size)]).
+fn by_segment(members: Vec<(String, i64, String, i64, i64)>) -> Vec<(String, Vec<(String, u64, u64)>)> {
+    let mut groups: Vec<(String, Vec<(String, u64, u64)>)> = Vec::new();
+    for (conversation_id, _, key, offset, size) in members {
+        let member = (conversation_id, offset.max(0) as u64, size.max(0) as u64);
+        match groups.last_mut() {
+            Some((last, group)) if *last == key => group.push(member),
+            _ => groups.push((key, vec![member])),
+        }
+    }
+    groups
+}
+
 impl TrainingFiles<'_> {
     /// The export figures of a version, when they are known without
     /// waiting: `None` while a large change's are being counted (this starts
@@ -181,11 +195,14 @@ impl TrainingFiles<'_> {
             tx.commit().await?;
             let Some(last) = missing.last() else { break };
             after = last.1;
-            let counted: Vec<(String, ExportFigures)> = futures::stream::iter(missing)
-                .map(|(conversation_id, _, key, offset, size)| {
-                    let (blobs, tokenizer) = (self.store.blobs.clone(), tokenizer.clone());
+            let mut jsonl = Vec::with_capacity(missing.len());
+            for (key, members) in by_segment(missing) {
+                jsonl.extend(self.read_members(&key, members).await?);
+            }
+            let counted: Vec<(String, ExportFigures)> = futures::stream::iter(jsonl)
+                .map(|(conversation_id, jsonl)| {
+                    let tokenizer = tokenizer.clone();
                     async move {
-                        let jsonl = blobs.get_range(&key, offset as u64..(offset + size) as u64).await?;
                         let figures = tokio::task::spawn_blocking(move || ExportFigures::of_jsonl(&jsonl, &tokenizer))
                             .await
                             .map_err(|error| StoreError::Internal(format!("counting a conversation's exports failed: {error}")))?;
@@ -210,6 +227,24 @@ impl TrainingFiles<'_> {
             tx.commit().await?;
         }
         self.state_current_figures(user, file_id).await
+    }
+
+    /// The JSONL bytes of members of one segment (conversation id, offset,
+    /// size): one read of the span they lie in when they lie close together
+    /// (a create's members do), else one read each.
+    async fn read_members(self, key: &str, members: Vec<(String, u64, u64)>) -> Result<Vec<(String, bytes::Bytes)>, StoreError> {
+        let start = members.iter().map(|m| m.1).min().unwrap_or(0);
+        let end = members.iter().map(|m| m.1 + m.2).max().unwrap_or(0);
+        let wanted: u64 = members.iter().map(|m| m.2).sum();
+        if end - start <= 2 * wanted + (1 << 20) {
+            let span = self.store.blobs.get_range(key, start..end).await?;
+            return Ok(members.into_iter().map(|(id, offset, size)| (id, span.slice((offset - start) as usize..(offset - start + size) as usize))).collect());
+        }
+        let mut read = Vec::with_capacity(members.len());
+        for (id, offset, size) in members {
+            read.push((id, self.store.blobs.get_range(key, offset..offset + size).await?));
+        }
+        Ok(read)
     }
 
     /// States the current version's figures as the sums of its members'
