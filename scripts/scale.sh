@@ -40,7 +40,12 @@ fi
 
 step_started=0
 step() { step_started=$(date +%s.%N); printf '%-46s' "$1"; }
-done_step() { printf '%8.2f s  %s\n' "$(echo "$(date +%s.%N) - $step_started" | bc)" "${1:-}"; }
+# Each step's time, and once the server runs, its peak RSS so far (VmHWM).
+done_step() {
+  local peak=""
+  [ -n "${server:-}" ] && peak="$(awk '/VmHWM/ {printf "peak RSS %.0f MB  ", $2 / 1024}' "/proc/$server/status" 2>/dev/null || true)"
+  printf '%8.2f s  %s%s\n' "$(echo "$(date +%s.%N) - $step_started" | bc)" "$peak" "${1:-}"
+}
 
 step "generate $count conversations"
 "$bin" bench generate --conversations "$count" "$work/inputs" >/dev/null
@@ -59,12 +64,28 @@ pids+=("$server")
 for _ in $(seq 100); do curl -sf "$base/api/health" >/dev/null && break; sleep 0.1; done
 auth=(-H "Authorization: Bearer $token")
 api() { curl -sS --fail-with-body "${auth[@]}" "$@"; }
+# A change answers 202 with its job when it runs longer than the server's
+# sync wait (or when asked to, as here): follows the job in $1's answer
+# until it ends, and fails unless it succeeded.
+follow() {
+  local job
+  job="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get("job", {}).get("id", ""))' "$1")"
+  [ -n "$job" ] || return 0
+  while true; do
+    state="$(api "$base/api/jobs/$job" | python3 -c 'import json, sys; print(json.load(sys.stdin)["job"]["state"])')"
+    case "$state" in
+      succeeded) return 0 ;;
+      failed|cancelled) echo "job $job $state: $(api "$base/api/jobs/$job")" >&2; return 1 ;;
+    esac
+    sleep 0.5
+  done
+}
 
 # The conversation ids, from the generated file names.
 find "$work/inputs" -name '*.json' -printf '%f\n' | sed 's/\.json$//' | sort >"$work/ids"
 head -n $((count - 10)) "$work/ids" >"$work/base-ids"
 tail -n 10 "$work/ids" >"$work/added-ids"
-python3 -c 'import json, sys; print(json.dumps({"name": "scale", "conversation_ids": open(sys.argv[1]).read().split()}))' "$work/base-ids" >"$work/create.json"
+python3 -c 'import json, sys; print(json.dumps({"name": f"scale {sys.argv[2]}", "conversation_ids": open(sys.argv[1]).read().split()}))' "$work/base-ids" "$(date +%s)" >"$work/create.json"
 
 # Times GET /api/training-files and the file's detail every 0.5 s while the steps run.
 sample() {
@@ -80,18 +101,21 @@ sample &
 pids+=($!)
 
 step "create a file of $((count - 10)) (POST)"
-api -H 'content-type: application/json' --data-binary @"$work/create.json" "$base/api/training-files" >"$work/created.json"
+api -H 'content-type: application/json' -H 'Prefer: respond-async' --data-binary @"$work/create.json" "$base/api/training-files" >"$work/created.json"
 python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["trainingFile"]["id"])' "$work/created.json" >"$work/file-id"
 file="$(cat "$work/file-id")"
-done_step "$(python3 -c 'import json, sys; f = json.load(open(sys.argv[1]))["trainingFile"]; print(f["conversation_count"], "conversations,", f["json_file_size"], "+", f["jsonl_file_size"], "bytes")' "$work/created.json")"
+follow "$work/created.json"
+done_step "$(api "$base/api/training-files/$file" | python3 -c 'import json, sys; f = json.load(sys.stdin)["trainingFile"]; print(f["conversation_count"], "conversations,", f["json_file_size"], "+", f["jsonl_file_size"], "bytes")')"
 
 step "add 10 (POST …/conversations)"
 python3 -c 'import json, sys; print(json.dumps({"conversation_ids": open(sys.argv[1]).read().split()}))' "$work/added-ids" >"$work/add.json"
-api -H 'content-type: application/json' --data-binary @"$work/add.json" "$base/api/training-files/$file/conversations" >/dev/null
+api -H 'content-type: application/json' --data-binary @"$work/add.json" "$base/api/training-files/$file/add-conversations" >"$work/added.json"
+follow "$work/added.json"
 done_step
 
 step "remove 1 (DELETE …/conversations/{id})"
-api -X DELETE "$base/api/training-files/$file/conversations/$(head -1 "$work/ids")" >/dev/null
+api -X DELETE "$base/api/training-files/$file/conversations/$(head -1 "$work/ids")" >"$work/removed.json"
+follow "$work/removed.json"
 done_step
 
 # The create left its tokens to be counted after it committed.
@@ -110,7 +134,7 @@ for version in latest 1; do
     done_step "$size bytes"
   done
 done
-echo "$detail" | python3 -c 'import json, sys; f = json.load(sys.stdin)["trainingFile"]; print(f"latest version {f[\"version\"]}: {f[\"conversation_count\"]} conversations, JSON {f[\"json_file_size\"]} bytes, JSONL {f[\"jsonl_file_size\"]} bytes")'
+echo "$detail" | python3 -c 'import json, sys; f = json.load(sys.stdin)["trainingFile"]; print("latest version {}: {} conversations, JSON {} bytes, JSONL {} bytes".format(f["version"], f["conversation_count"], f["json_file_size"], f["jsonl_file_size"]))'
 
 kill "${pids[-1]}" 2>/dev/null || true
 python3 - "$work/samples" <<'PY'
