@@ -23,8 +23,7 @@ mkdir -p "$work"
 cargo build --release --quiet --bin lora-files
 bin="$PWD/${CARGO_TARGET_DIR:-target}/release/lora-files"
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; [ -n "${WORK:-}" ] || rm -rf "$work"; }
-trap cleanup EXIT
+scale_cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; [ -n "${WORK:-}" ] || rm -rf "$work"; }
 
 export LORA_FILES_DATA_DIR="$work/data"
 export LORA_FILES_MAX_OBJECT_BYTES=$((64 << 30))
@@ -36,6 +35,13 @@ if [ "$backend" = "postgres+s3" ]; then
   ensure_s3
   pids+=("${STARTED_PIDS[@]}")
   export LORA_FILES_STORAGE_URL="s3://$S3_BUCKET/scale-$$"
+fi
+
+# Set here, after test.sh is sourced: its own EXIT trap would replace this one.
+trap scale_cleanup EXIT
+if curl -sf "$base/api/health" >/dev/null 2>&1; then
+  echo "something already answers on port $port (a server left running?); set PORT to another port" >&2
+  exit 1
 fi
 
 step_started=0
