@@ -112,8 +112,12 @@ pub struct Job {
     /// What it made: `{"training_file_id", "version"}` for file jobs, counts for enrich.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub result: Option<Value>,
-    /// The work asked for (ids, names).
+    /// The work asked for: the file, the conversation removed, and for a
+    /// create or add `conversation_count` in place of the ids (the file's
+    /// members list them; a create of 100 000 named 3.7 MB of ids, which
+    /// went out with every answer about the job).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[serde(serialize_with = "input_as_shown")]
     pub input: Value,
     /// Whether a cancel was asked for while it ran (it stops before it commits).
     pub cancel_requested: bool,
@@ -200,6 +204,23 @@ impl TryFrom<JobRow> for Job {
             claimed_by: row.claimed_by,
         })
     }
+}
+
+/// A job's input as the API shows it: `conversation_ids` as their count.
+fn input_as_shown<S: serde::Serializer>(input: &Value, serializer: S) -> Result<S::Ok, S::Error> {
+    let Value::Object(fields) = input else { return input.serialize(serializer) };
+    let mut shown = serde_json::Map::with_capacity(fields.len());
+    for (name, value) in fields {
+        match (name.as_str(), value) {
+            ("conversation_ids", Value::Array(ids)) => {
+                shown.insert("conversation_count".to_owned(), Value::from(ids.len()));
+            }
+            _ => {
+                shown.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    shown.serialize(serializer)
 }
 
 /// The input of the jobs that change a training file.
@@ -533,3 +554,22 @@ impl<'s> Jobs<'s> {
 
 /// How often waiting for a job looks at it again.
 const POLL: Duration = Duration::from_millis(100);
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+
+    #[test]
+    fn a_change_shows_how_many_conversations_it_names_not_their_ids() {
+        #[derive(Serialize)]
+        struct Shown {
+            #[serde(serialize_with = "input_as_shown")]
+            input: Value,
+        }
+        let input = serde_json::json!({"training_file_id": "f", "conversation_ids": ["a", "b", "c"], "conversation_id": null});
+        let shown = serde_json::to_value(Shown { input }).unwrap();
+        assert_eq!(shown["input"], serde_json::json!({"training_file_id": "f", "conversation_count": 3, "conversation_id": null}));
+        let other = serde_json::to_value(Shown { input: serde_json::json!({"limit": 5}) }).unwrap();
+        assert_eq!(other["input"], serde_json::json!({"limit": 5}));
+    }
+}
