@@ -2,7 +2,7 @@
 //! for profiling (`perf record`) without the bench's generation and builds:
 //! `speed count FILE.jsonl`, `speed export DIR OUT`, `speed validate FILE.json`.
 
-#[path = "../../../src/allocator.rs"]
+#[path = "../src/allocator.rs"]
 mod allocator;
 
 use std::path::PathBuf;
@@ -16,6 +16,7 @@ use lora_files_format::input::{self, Mode};
 static ALLOCATOR: allocator::MiMalloc = allocator::MiMalloc;
 
 fn main() {
+    allocator::refuse_transparent_huge_pages();
     let args: Vec<String> = std::env::args().collect();
     let options = |format, tokenizer: bool| ExportOptions {
         format,
