@@ -91,6 +91,20 @@ unsafe impl GlobalAlloc for MiMalloc {
 /// spent a sixth of its CPU in `clear_page_erms`, and ran 25 % faster
 /// without. (mimalloc's own switch, `MIMALLOC_ALLOW_THP=0`, is read before
 /// `main` and cannot be set from here.) Call first thing in `main`.
+/// mimalloc's `mi_option_purge_delay`: its place in mimalloc 3's
+/// `mi_option_t` (libmimalloc-sys names only the options it calls stable).
+const MI_OPTION_PURGE_DELAY: ffi::mi_option_t = 15;
+
+/// Returns freed pages to the system at once instead of after mimalloc's
+/// delay (a second). A create's renderers free as much as they allocate, on many
+/// blocking threads; with the delay the pages they had freed counted in the
+/// server's peak: a create of 20 000 peaked at 346 MB, 192 MB without it, at
+/// the same speed within noise. Call first thing in `main`.
+pub fn return_freed_memory_at_once() {
+    // SAFETY: sets an integer option; the index is checked by a test below.
+    unsafe { ffi::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
+}
+
 pub fn refuse_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE takes one integer and touches no memory of ours.
@@ -102,6 +116,17 @@ pub fn refuse_transparent_huge_pages() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_purge_delay_option_is_the_one_set() {
+        // mimalloc 3's default purge delay is 1 000 ms (src/options.c).
+        // SAFETY: reads integer options.
+        unsafe {
+            assert_eq!(ffi::mi_option_get(MI_OPTION_PURGE_DELAY), 1000);
+            return_freed_memory_at_once();
+            assert_eq!(ffi::mi_option_get(MI_OPTION_PURGE_DELAY), 0);
+        }
+    }
 
     /// Every alignment is honoured, zeroed blocks are zero, and a block
     /// keeps its bytes and its alignment when it grows or shrinks.

@@ -57,6 +57,7 @@ enum Command {
 
 fn main() -> ExitCode {
     allocator::refuse_transparent_huge_pages();
+    allocator::return_freed_memory_at_once();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => commands::run_async(commands::serve::run(args)),
