@@ -51,6 +51,9 @@ const SETTLE_AHEAD: usize = 4;
 /// Rounds of stating the current version's figures while changes keep landing.
 const STATE_ATTEMPTS: usize = 16;
 
+/// Members without figures, then the sums of [`COLUMNS`] over the rest.
+type Sums = (i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+
 /// The figures as [`COLUMNS`] hold them.
 fn columns(figures: &ExportFigures) -> [i64; 7] {
     [figures.openai_bytes, figures.sharegpt_bytes, figures.alpaca_bytes, figures.context_tokens, figures.training_tokens, figures.examples, figures.max_example_tokens]
@@ -69,12 +72,7 @@ pub(super) async fn carried(tx: &mut Transaction, file_id: &str, previous: i64, 
     let mut figures = if previous == 0 {
         ExportFigures::default()
     } else {
-        let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM training_file_versions WHERE training_file_id = $1 AND version = $2"))
-            .bind(file_id)
-            .bind(previous)
-            .fetch_optional(&mut **tx)
-            .await?;
-        match row.and_then(from_row) {
+        match version_row(tx, file_id, previous).await?.flatten() {
             Some(figures) => figures,
             None => return Ok(None),
         }
@@ -115,6 +113,16 @@ pub(super) async fn carried(tx: &mut Transaction, file_id: &str, previous: i64, 
     Ok(Some(figures))
 }
 
+/// A version's row: `None` without it, `Some(None)` when it states no figures.
+async fn version_row(tx: &mut Transaction, file_id: &str, version: i64) -> Result<Option<Option<ExportFigures>>, StoreError> {
+    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM training_file_versions WHERE training_file_id = $1 AND version = $2"))
+        .bind(file_id)
+        .bind(version)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.map(from_row))
+}
+
 /// Writes a version's figures into its row.
 pub(super) async fn state(tx: &mut Transaction, file_id: &str, version: i64, figures: &ExportFigures) -> Result<(), StoreError> {
     let sql = format!("UPDATE training_file_versions SET ({COLUMNS}) = ($1, $2, $3, $4, $5, $6, $7) WHERE training_file_id = $8 AND version = $9");
@@ -126,10 +134,15 @@ pub(super) async fn state(tx: &mut Transaction, file_id: &str, version: i64, fig
     Ok(())
 }
 
-/// Members as `settle_figures` reads them, grouped by segment in order:
-/// (segment key, [(conversation id, offset, size)]).
-fn by_segment(members: Vec<(String, i64, String, i64, i64)>) -> Vec<(String, Vec<(String, u64, u64)>)> {
-    let mut groups: Vec<(String, Vec<(String, u64, u64)>)> = Vec::new();
+/// A member without figures: conversation id, position, and where its JSONL is (key, offset, size).
+type Uncounted = (String, i64, String, i64, i64);
+
+/// A member's JSONL within one segment: conversation id, offset, size.
+type Span = (String, u64, u64);
+
+/// Members as `settle_figures` reads them, grouped by segment in order.
+fn by_segment(members: Vec<Uncounted>) -> Vec<(String, Vec<Span>)> {
+    let mut groups: Vec<(String, Vec<Span>)> = Vec::new();
     for (conversation_id, _, key, offset, size) in members {
         let member = (conversation_id, offset.max(0) as u64, size.max(0) as u64);
         match groups.last_mut() {
@@ -183,7 +196,7 @@ impl TrainingFiles<'_> {
         let mut after = i64::MIN;
         loop {
             let mut tx = self.store.catalogue.begin_as(user).await?;
-            let missing: Vec<(String, i64, String, i64, i64)> = sqlx::query_as(
+            let missing: Vec<Uncounted> = sqlx::query_as(
                 "SELECT conversation_id, position, fragment_jsonl_path, fragment_jsonl_offset, fragment_jsonl_size FROM training_file_conversations \
                  WHERE training_file_id = $1 AND openai_size IS NULL AND position > $2 ORDER BY position LIMIT $3",
             )
@@ -232,7 +245,7 @@ impl TrainingFiles<'_> {
     /// The JSONL bytes of members of one segment (conversation id, offset,
     /// size): one read of the span they lie in when they lie close together
     /// (a create's members do), else one read each.
-    async fn read_members(self, key: &str, members: Vec<(String, u64, u64)>) -> Result<Vec<(String, bytes::Bytes)>, StoreError> {
+    async fn read_members(self, key: &str, members: Vec<Span>) -> Result<Vec<(String, bytes::Bytes)>, StoreError> {
         let start = members.iter().map(|m| m.1).min().unwrap_or(0);
         let end = members.iter().map(|m| m.1 + m.2).max().unwrap_or(0);
         let wanted: u64 = members.iter().map(|m| m.2).sum();
@@ -259,16 +272,11 @@ impl TrainingFiles<'_> {
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or(StoreError::NotFound)?;
-            let stated: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM training_file_versions WHERE training_file_id = $1 AND version = $2"))
-                .bind(file_id)
-                .bind(version)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(figures) = stated.and_then(from_row) {
+            if let Some(figures) = version_row(&mut tx, file_id, version).await?.flatten() {
                 tx.commit().await?;
                 return Ok(Some(figures));
             }
-            let (missing, openai, sharegpt, alpaca, context, training, examples, max): (i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
+            let (missing, openai, sharegpt, alpaca, context, training, examples, max): Sums =
                 sqlx::query_as(
                     "SELECT COUNT(*) - COUNT(openai_size), CAST(SUM(openai_size) AS BIGINT), CAST(SUM(sharegpt_size) AS BIGINT), CAST(SUM(alpaca_size) AS BIGINT), \
                      CAST(SUM(context_tokens) AS BIGINT), CAST(SUM(training_tokens) AS BIGINT), CAST(SUM(token_examples) AS BIGINT), MAX(max_example_tokens) \
@@ -315,14 +323,7 @@ impl TrainingFiles<'_> {
         }
         let figures = self.count_version(user, file_id, version).await?;
         let mut tx = self.store.catalogue.begin_as(user).await?;
-        let sql = format!(
-            "UPDATE training_file_versions SET ({COLUMNS}) = ($1, $2, $3, $4, $5, $6, $7) WHERE training_file_id = $8 AND version = $9 AND owner_id = $10"
-        );
-        let mut query = sqlx::query(&sql);
-        for value in columns(&figures) {
-            query = query.bind(value);
-        }
-        query.bind(file_id).bind(version).bind(user).execute(&mut *tx).await?;
+        state(&mut tx, file_id, version, &figures).await?;
         tx.commit().await?;
         Ok(figures)
     }
