@@ -166,6 +166,18 @@ impl Blobs {
         Ok(self.store.get(&ObjectPath::from(key)).await?.bytes().await?)
     }
 
+    /// The object's bytes, read by a thread outside the async runtime (the
+    /// CPU pool's): object_store does a local store's file I/O on the
+    /// calling thread there, so the bytes are allocated and freed on that
+    /// thread; S3 is read through `runtime`.
+    pub fn get_outside_runtime(&self, runtime: &tokio::runtime::Handle, key: &str) -> Result<Bytes, StoreError> {
+        if self.local_root.is_some() {
+            futures::executor::block_on(self.get(key))
+        } else {
+            runtime.block_on(self.get(key))
+        }
+    }
+
     /// The object's bytes as a stream of chunks.
     pub async fn stream(&self, key: &str) -> Result<BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
         let result = self.store.get(&ObjectPath::from(key)).await?;

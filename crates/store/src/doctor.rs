@@ -85,6 +85,8 @@ impl Store {
             Err(error) => Err(error.to_string()),
         };
         report.record("no abandoned writes", abandoned);
+        let abandoned = self.abandoned_members(&cutoff, repair, &mut report.removed).await;
+        report.record("no abandoned member rows", abandoned.map_err(|e| e.to_string()).and_then(|r| r));
 
         let (recorded, stored) = match futures::try_join!(self.recorded_objects(), self.blobs.list_with_age("")) {
             Ok(both) => both,
@@ -142,9 +144,6 @@ impl Store {
         report
     }
 
-    /// Segments recorded by changes that never committed (a crash, a lost
-    /// race that could not clean up) and are older than `cutoff`; `repair`
-    /// deletes them and their records.
     /// Uploads a killed process left open. A writer that fails or is
     /// dropped aborts its upload; one cut off by a crash cannot.
     fn unfinished_uploads(&self, repair: bool, grace: chrono::Duration, removed: &mut usize) -> Result<String, String> {
@@ -171,6 +170,9 @@ impl Store {
         }
     }
 
+    /// Segments recorded by changes that never committed (a crash, a lost
+    /// race that could not clean up) and are older than `cutoff`; `repair`
+    /// deletes them and their records.
     async fn abandoned_writes(&self, cutoff: &str, repair: bool, removed: &mut usize) -> Result<Result<String, String>, StoreError> {
         let pool = self.catalogue.pool();
         let (in_flight,): (i64,) =
@@ -194,6 +196,27 @@ impl Store {
             *removed += 1;
         }
         Ok(Ok(format!("removed {} object(s) of changes that never committed{recent}", keys.len())))
+    }
+
+    /// Member rows staged by changes that never committed, older than
+    /// `cutoff`; `repair` deletes them (nothing reads them but their commit).
+    async fn abandoned_members(&self, cutoff: &str, repair: bool, removed: &mut usize) -> Result<Result<String, String>, StoreError> {
+        let pool = self.catalogue.pool();
+        let (in_flight,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM training_file_pending_members WHERE added_at >= $1").bind(cutoff).fetch_one(pool).await?;
+        let recent = match in_flight {
+            0 => String::new(),
+            n => format!("; {n} recent row(s) of changes in flight"),
+        };
+        let (stale,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM training_file_pending_members WHERE added_at < $1").bind(cutoff).fetch_one(pool).await?;
+        Ok(match (stale, repair) {
+            (0, _) => Ok(format!("none{recent}")),
+            (n, false) => Err(format!("{n} member row(s) of changes that never committed; `lora-files doctor --repair` removes them{recent}")),
+            (_, true) => {
+                let gone = sqlx::query("DELETE FROM training_file_pending_members WHERE added_at < $1").bind(cutoff).execute(pool).await?.rows_affected();
+                *removed += gone as usize;
+                Ok(format!("removed {gone} member row(s) of changes that never committed{recent}"))
+            }
+        })
     }
 
     /// Every range of every version lies inside an object that is there.

@@ -8,6 +8,7 @@
 
 pub mod blobs;
 mod catalogue;
+mod cpu;
 pub mod conversations;
 pub mod doctor;
 pub mod enrichment;
@@ -102,6 +103,7 @@ pub struct Store {
     signer: Arc<links::Signer>,
     before_commit: Option<BeforeCommit>,
     files: training_files::Shared,
+    cpu: cpu::CpuPool,
 }
 
 /// What `health` found: each part answers or not.
@@ -118,7 +120,7 @@ impl Store {
         let blobs = Blobs::from_config(config.storage_url.as_deref(), &config.data_dir, config.max_object_bytes)?;
         let signer = Arc::new(links::Signer::new(&config.links.secret));
         let files = training_files::Shared::new(config.read_cache_ttl);
-        Ok(Self { catalogue, blobs, config: Arc::new(config), signer, before_commit: None, files })
+        Ok(Self { catalogue, blobs, config: Arc::new(config), signer, before_commit: None, files, cpu: cpu::CpuPool::new()? })
     }
 
     /// The same store with a hook run before every commit (tests).

@@ -16,7 +16,7 @@ async fn a_consistent_store_is_healthy(t: &TestStore) {
     let names: Vec<&str> = report.checks.iter().map(|c| c.name).collect();
     assert_eq!(
         names,
-        ["database reachable", "database migrated", "storage writable", "no abandoned writes", "objects present", "versions readable", "no orphans", "no unfinished uploads", "figures agree", "no stalled enrichment"]
+        ["database reachable", "database migrated", "storage writable", "no abandoned writes", "no abandoned member rows", "objects present", "versions readable", "no orphans", "no unfinished uploads", "figures agree", "no stalled enrichment"]
     );
 }
 
@@ -100,8 +100,36 @@ async fn unfinished_uploads_young_orphans_and_wrong_sizes_are_reported(t: &TestS
     assert!(!present.ok && present.detail.contains("the catalogue says") && present.detail.contains("restore it from a backup"), "{present:?}");
 }
 
+/// A change stages its member rows as it writes; a crash before its commit
+/// leaves them, which `doctor` reports once they are older than the grace
+/// period and `--repair` deletes, leaving the file as it was.
+async fn member_rows_of_a_change_that_never_committed_are_repaired(t: &TestStore) {
+    let ids = t.import_copies(&t.alice, 3).await;
+    let file = t.store.training_files().create(&t.alice, "staged", None, &ids).await.unwrap();
+    let columns = "id, training_file_id, conversation_row_id, conversation_id, owner_id, position, added_at, added_by, fragment_json_path, \
+                   fragment_json_offset, fragment_json_size, fragment_json_framed, fragment_jsonl_path, fragment_jsonl_offset, fragment_jsonl_size, \
+                   line_id_suffix, short_id, turns, pairs, human_reviewed_pairs, quality_score, persona_key, emotional_arc_key, topic_key";
+    // What a process killed mid-change leaves: rows staged under an attempt that will never commit.
+    t.execute_as_admin(&format!(
+        "INSERT INTO training_file_pending_members (attempt, {columns}) SELECT 'killed', {} FROM training_file_conversations",
+        columns.replace("id, training_file_id", "id || '-staged', training_file_id").replace("added_at", "'2020-01-01T00:00:00.000Z'")
+    ))
+    .await;
+    let check = |report: &lora_files_store::doctor::DoctorReport| report.checks.iter().find(|c| c.name == "no abandoned member rows").unwrap().clone();
+    let admin = t.admin().await;
+    let found = check(&admin.doctor(false, Duration::zero()).await);
+    assert!(!found.ok && found.detail.starts_with("3 member row(s) of changes that never committed") && found.detail.contains("--repair"), "{found:?}");
+
+    let repaired = admin.doctor(true, Duration::zero()).await;
+    assert!(check(&repaired).ok && repaired.removed == 3, "{repaired:#?}");
+    assert!(admin.doctor(false, Duration::zero()).await.healthy());
+    let members = t.store.training_files().members(&t.alice, &file.id, 10, None).await.unwrap();
+    assert_eq!(members.items.len(), 3, "the file keeps its members");
+}
+
 on_both_backends!(
     a_consistent_store_is_healthy,
+    member_rows_of_a_change_that_never_committed_are_repaired,
     missing_objects_and_orphans_are_found_and_orphans_repaired,
     unfinished_uploads_young_orphans_and_wrong_sizes_are_reported,
     raw_sources_are_kept_and_stalled_enrichments_reset,

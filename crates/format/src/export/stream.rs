@@ -97,6 +97,20 @@ pub struct ExportFigures {
 }
 
 impl ExportFigures {
+    /// The figures of two sets of conversations together.
+    #[must_use]
+    pub fn plus(self, other: &Self) -> Self {
+        Self {
+            openai_bytes: self.openai_bytes + other.openai_bytes,
+            sharegpt_bytes: self.sharegpt_bytes + other.sharegpt_bytes,
+            alpaca_bytes: self.alpaca_bytes + other.alpaca_bytes,
+            context_tokens: self.context_tokens + other.context_tokens,
+            training_tokens: self.training_tokens + other.training_tokens,
+            examples: self.examples + other.examples,
+            max_example_tokens: self.max_example_tokens.max(other.max_example_tokens),
+        }
+    }
+
     /// The figures of the conversations in `jsonl` (a build's JSONL lines).
     pub fn of_jsonl(jsonl: &[u8], tokenizer: &Tokenizer) -> Self {
         let mut counter = FiguresCounter::new(tokenizer);

@@ -11,8 +11,8 @@ use lora_files_format::value::Value;
 
 use super::manifest::{Location, Manifest, Piece};
 use super::queries::locations;
-use super::segments::{self, Placed, Segments, Source};
-use super::sql::{self, NewMember, NewVersion};
+use super::segments::{self, Added, Placed, Segments, Source};
+use super::sql::{self, NewVersion};
 use super::{check_name, parse_time, short_of, DownloadFormat, FileUpdate, TrainingFiles};
 use crate::records::{JsonText, TrainingFile};
 use crate::{new_id, now_text, StoreError, StoredObject};
@@ -64,7 +64,8 @@ struct Prepared {
     now: String,
     manifest: Manifest,
     totals: Totals,
-    added: Vec<NewMember>,
+    /// What the change adds; its member rows are staged under the attempt.
+    added: Added,
     removed: Option<String>,
     /// A member re-rendered under a new line-id suffix: (conversation id, suffix, JSON, JSONL).
     moved: Option<(String, String, Location, Location)>,
@@ -346,7 +347,7 @@ impl TrainingFiles<'_> {
     async fn attempt(self, user: &str, file: &TrainingFile, change: &Change, segments: &mut Segments<'_>) -> Result<Option<bool>, StoreError> {
         let started = std::time::Instant::now();
         let prepared = match change {
-            Change::Create(sources) => self.prepare_add(user, file, sources.clone(), segments).await?,
+            Change::Create(sources) => self.prepare_add(user, file, sources, segments).await?,
             Change::Add(ids) => {
                 let present = self.present(user, &file.id, "conversation_id", ids).await?;
                 if !present.is_empty() {
@@ -359,7 +360,7 @@ impl TrainingFiles<'_> {
                     return Err(StoreError::AlreadyInFile(ids.iter().filter(|id| present.contains(*id)).cloned().collect()));
                 }
                 let sources = self.eligible(user, ids).await?;
-                self.prepare_add(user, file, sources, segments).await?
+                self.prepare_add(user, file, &sources, segments).await?
             }
             Change::Remove(conversation_id) => self.prepare_remove(user, file, conversation_id, segments).await?,
             Change::Compact => match self.prepare_compact(user, file, segments).await? {
@@ -375,7 +376,7 @@ impl TrainingFiles<'_> {
             crate::progress::phase(self.progress, "committing");
         }
         self.store.run_before_commit()?;
-        let committed = self.commit(user, file, change.kind(), prepared, &objects).await.map(Some);
+        let committed = self.commit(user, file, change.kind(), prepared, segments.attempt(), &objects).await.map(Some);
         tracing::debug!(
             file_id = %file.id,
             change = change.kind(),
@@ -387,28 +388,24 @@ impl TrainingFiles<'_> {
         committed
     }
 
-    async fn prepare_add(self, user: &str, file: &TrainingFile, sources: Vec<Source>, segments: &mut Segments<'_>) -> Result<Prepared, StoreError> {
+    async fn prepare_add(self, user: &str, file: &TrainingFile, sources: &[Source], segments: &mut Segments<'_>) -> Result<Prepared, StoreError> {
         crate::progress::phase(self.progress, "rendering");
         let now = now_text();
         let state = self.version_state(user, file).await?;
-        let shorts: Vec<String> = sources.iter().map(|s| short_of(&s.conversation_id)).collect();
-        let mut taken = if file.version == 0 { Default::default() } else { self.present(user, &file.id, "short_id", &shorts).await? };
+        let mut taken = if file.version == 0 {
+            Default::default()
+        } else {
+            let shorts: Vec<String> = sources.iter().map(|s| short_of(&s.conversation_id)).collect();
+            self.present(user, &file.id, "short_id", &shorts).await?
+        };
         let start = self.next_position(user, &file.id).await?;
-        let placed = sources
-            .into_iter()
-            .enumerate()
-            .map(|(i, source)| {
-                let line_suffix = render::line_id_suffix(&source.conversation_id, |short| !taken.insert(short.to_owned()));
-                Placed { source, position: start + i as i64, line_suffix }
-            })
-            .collect();
-        let mut totals = state.totals;
-        let added = segments::write_members(self.store, segments, placed, user, &mut totals, self.progress).await?;
-        let mut manifest = state.manifest;
-        for new in &added {
-            let (json, jsonl) = locations(&new.member);
-            manifest.push_member(&json, &jsonl);
-        }
+        // Placed one by one as the writer takes them: nothing per source is held for the whole change.
+        let placed = sources.iter().enumerate().map(move |(i, source)| {
+            let line_suffix = render::line_id_suffix(&source.conversation_id, |short| !taken.insert(short.to_owned()));
+            Placed { source: source.clone(), position: start + i as i64, line_suffix }
+        });
+        let (mut totals, mut manifest) = (state.totals, state.manifest);
+        let added = segments::write_members(self.store, segments, (placed, sources.len()), user, (&mut totals, &mut manifest), self.progress).await?;
         Ok(Prepared { now, manifest, totals, added, removed: None, moved: None, relocated: Vec::new(), removed_count: 0 })
     }
 
@@ -432,7 +429,7 @@ impl TrainingFiles<'_> {
                 let source = self.source_of_member(user, &file.id, &heir.conversation_id).await?;
                 let bytes = self.store.blobs.get(&source.key).await?;
                 // Its exports hold no line ids: what it adds to them is unchanged.
-                let (fragment, _) = segments::render_blocking(bytes, source, member.short_id.clone(), false).await?;
+                let (fragment, _) = segments::render_one(self.store, bytes, source, member.short_id.clone(), false).await?;
                 let (new_json, new_jsonl) = segments.append(&fragment.json, &fragment.jsonl).await?;
                 let (old_json, old_jsonl) = locations(&heir);
                 manifest.move_member((&old_json, &new_json), (&old_jsonl, &new_jsonl))?;
@@ -440,7 +437,7 @@ impl TrainingFiles<'_> {
             }
         }
         let totals = self.recount(user, &file.id, Some(conversation_id)).await?;
-        Ok(Prepared { now, manifest, totals, added: Vec::new(), removed: Some(conversation_id.to_owned()), moved, relocated: Vec::new(), removed_count: 1 })
+        Ok(Prepared { now, manifest, totals, added: Added::none(), removed: Some(conversation_id.to_owned()), moved, relocated: Vec::new(), removed_count: 1 })
     }
 
     /// Copies each run of small ranges of the current version into one new
@@ -490,11 +487,11 @@ impl TrainingFiles<'_> {
         if relocated.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Prepared { now: now_text(), manifest, totals: state.totals, added: Vec::new(), removed: None, moved: None, relocated, removed_count: 0 }))
+        Ok(Some(Prepared { now: now_text(), manifest, totals: state.totals, added: Added::none(), removed: None, moved: None, relocated, removed_count: 0 }))
     }
 
     /// Commits a prepared change if the file is still at the version it read.
-    async fn commit(self, user: &str, file: &TrainingFile, change: &str, mut prepared: Prepared, objects: &[StoredObject]) -> Result<bool, StoreError> {
+    async fn commit(self, user: &str, file: &TrainingFile, change: &str, mut prepared: Prepared, attempt: &str, objects: &[StoredObject]) -> Result<bool, StoreError> {
         let profile = self.consultant_profile(user, &file.id).await?;
         self.frame(file, &profile, &mut prepared)?;
         let new = NewVersion {
@@ -503,15 +500,17 @@ impl TrainingFiles<'_> {
             now: &prepared.now,
             manifest: &prepared.manifest,
             totals: &prepared.totals,
-            added: prepared.added.len() as i64,
+            added: prepared.added.count as i64,
             removed: prepared.removed_count,
         };
         let mut tx = self.store.catalogue.begin_as(user).await?;
         if !sql::advance_file(&mut tx, file, &new).await? {
             return Ok(false);
         }
-        let figures = super::figures::carried(&mut tx, &file.id, file.version, &prepared.added, prepared.removed.as_deref()).await?;
-        sql::insert_members(&mut tx, &file.id, user, &prepared.added).await?;
+        let figures = super::figures::carried(&mut tx, &file.id, file.version, prepared.added.exports.as_ref(), prepared.removed.as_deref()).await?;
+        if prepared.added.count > 0 {
+            sql::commit_members(&mut tx, attempt).await?;
+        }
         if let Some(removed) = &prepared.removed {
             sql::delete_member(&mut tx, &file.id, removed).await?;
         }

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 use lora_files_format::export::{ExportFigures, FiguresCounter, Tokenizer};
 
-use super::sql::NewMember;
 use super::TrainingFiles;
 use crate::catalogue::Transaction;
 use crate::StoreError;
@@ -68,7 +67,7 @@ const COLUMNS: &str = "openai_size, sharegpt_size, alpaca_size, context_tokens, 
 /// example looks for the next largest). `None` when the previous version or
 /// a member has none (kept from before figures were): the version then gets
 /// them on first use. Runs before the removed member's row is deleted.
-pub(super) async fn carried(tx: &mut Transaction, file_id: &str, previous: i64, added: &[NewMember], removed: Option<&str>) -> Result<Option<ExportFigures>, StoreError> {
+pub(super) async fn carried(tx: &mut Transaction, file_id: &str, previous: i64, added: Option<&ExportFigures>, removed: Option<&str>) -> Result<Option<ExportFigures>, StoreError> {
     let mut figures = if previous == 0 {
         ExportFigures::default()
     } else {
@@ -77,16 +76,8 @@ pub(super) async fn carried(tx: &mut Transaction, file_id: &str, previous: i64, 
             None => return Ok(None),
         }
     };
-    for member in added {
-        let Some(more) = &member.exports else { return Ok(None) };
-        figures.openai_bytes += more.openai_bytes;
-        figures.sharegpt_bytes += more.sharegpt_bytes;
-        figures.alpaca_bytes += more.alpaca_bytes;
-        figures.context_tokens += more.context_tokens;
-        figures.training_tokens += more.training_tokens;
-        figures.examples += more.examples;
-        figures.max_example_tokens = figures.max_example_tokens.max(more.max_example_tokens);
-    }
+    let Some(added) = added else { return Ok(None) };
+    figures = figures.plus(added);
     if let Some(conversation_id) = removed {
         let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM training_file_conversations WHERE training_file_id = $1 AND conversation_id = $2"))
             .bind(file_id)
@@ -215,12 +206,7 @@ impl TrainingFiles<'_> {
             let counted: Vec<(String, ExportFigures)> = futures::stream::iter(jsonl)
                 .map(|(conversation_id, jsonl)| {
                     let tokenizer = tokenizer.clone();
-                    async move {
-                        let figures = tokio::task::spawn_blocking(move || ExportFigures::of_jsonl(&jsonl, &tokenizer))
-                            .await
-                            .map_err(|error| StoreError::Internal(format!("counting a conversation's exports failed: {error}")))?;
-                        Ok::<_, StoreError>((conversation_id, figures))
-                    }
+                    self.store.cpu.compute(move || (conversation_id, ExportFigures::of_jsonl(&jsonl, &tokenizer)))
                 })
                 .buffered(SETTLE_AHEAD)
                 .try_collect()

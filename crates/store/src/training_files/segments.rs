@@ -4,9 +4,12 @@
 //! what it writes and garbage collection leaves it alone; the change's
 //! commit marks them `committed` in the same transaction as its version.
 //!
-//! Rendering reads each conversation's enriched file and renders its
-//! fragments on the blocking pool, several ahead of the writer, so a create
-//! runs at the offline build's pace; memory holds only those few.
+//! The store's CPU pool reads each conversation's enriched file and renders
+//! its fragments, several ahead of the writer, so a create runs at the
+//! offline build's pace. The new member rows are staged in the catalogue
+//! as they are written (`training_file_pending_members`) and moved into the
+//! file by the commit: memory holds only the few conversations in flight,
+//! whatever the size of the change.
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -15,14 +18,14 @@ use lora_files_format::input::read_enriched_bytes;
 use lora_files_format::quality::{ConversationFigures, Totals};
 use lora_files_format::render::{self, Fragment};
 
-use super::manifest::Location;
+use super::manifest::{Location, Manifest};
 use super::sql::NewMember;
 use super::DownloadFormat;
 use crate::blobs::ObjectWriter;
 use crate::records::Member;
 use crate::{now_text, token, Store, StoreError, StoredObject};
 
-/// Conversations read and rendered ahead of the writer.
+/// Conversations rendered and waiting for the writer.
 const RENDER_AHEAD: usize = 8;
 
 /// A conversation about to join a file, as the catalogue has it.
@@ -60,11 +63,30 @@ pub(crate) struct Segments<'s> {
     jsonl: Sink,
     /// Every key this change recorded, finished or not: what a failed attempt deletes.
     started: Vec<String>,
+    /// Names the member rows this attempt stages ([`Segments::stage`]).
+    attempt: String,
+    /// Whether it staged any.
+    staged: bool,
 }
 
 impl<'s> Segments<'s> {
     pub fn new(store: &'s Store, file_id: &str, owner: &str) -> Self {
-        Self { store, file_id: file_id.to_owned(), owner: owner.to_owned(), json: Sink::default(), jsonl: Sink::default(), started: Vec::new() }
+        Self { store, file_id: file_id.to_owned(), owner: owner.to_owned(), json: Sink::default(), jsonl: Sink::default(), started: Vec::new(), attempt: token(), staged: false }
+    }
+
+    /// What names the member rows this attempt staged.
+    pub fn attempt(&self) -> &str {
+        &self.attempt
+    }
+
+    /// Stages new member rows (pending until the change commits), so a
+    /// change holds only the rows of its last few conversations.
+    pub async fn stage(&mut self, members: &[NewMember]) -> Result<(), StoreError> {
+        self.staged = true;
+        let mut tx = self.store.catalogue.begin_as(&self.owner).await?;
+        super::sql::stage_members(&mut tx, &self.attempt, &self.file_id, &self.owner, members).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Appends one member's fragments: the JSON framed by its separator.
@@ -144,12 +166,22 @@ impl<'s> Segments<'s> {
     }
 
     /// Undoes a change that will not commit: aborts open uploads, deletes
-    /// what was written and its catalogue records. Best effort: what is left
-    /// is found by `doctor`.
+    /// the member rows it staged, what was written and its catalogue
+    /// records. Best effort: what is left is found by `doctor`.
     pub async fn discard(mut self) {
         for sink in [&mut self.json, &mut self.jsonl] {
             if let Some(writer) = sink.writer.take() {
                 writer.abort().await;
+            }
+        }
+        if self.staged {
+            let forget = async {
+                let mut tx = self.store.catalogue.begin_as(&self.owner).await?;
+                super::sql::forget_members(&mut tx, &self.attempt).await?;
+                tx.commit().await.map_err(StoreError::from)
+            };
+            if let Err(error) = forget.await {
+                tracing::warn!(attempt = %self.attempt, %error, "could not delete the member rows a change staged; `lora-files doctor --repair` will");
             }
         }
         for key in &self.started {
@@ -169,56 +201,89 @@ impl<'s> Segments<'s> {
     }
 }
 
-/// Reads, checks and renders `placed` in order, appending each fragment to
-/// `segments` and its figures to `totals`; returns the new member rows.
+impl Added {
+    /// Nothing added.
+    pub fn none() -> Self {
+        Self { count: 0, exports: Some(ExportFigures::default()) }
+    }
+}
+
+/// Member rows staged at a time while a change writes.
+const STAGE_ROWS: usize = 512;
+
+/// What a change's new members add up to.
+pub(crate) struct Added {
+    pub count: usize,
+    /// What they add to the exports; `None` when some were not counted.
+    pub exports: Option<ExportFigures>,
+}
+
+/// Reads, checks and renders `placed` (`count` of them) in order, appending
+/// each fragment to `segments` and the `manifest`, its figures to `totals`
+/// and its member row to the rows `segments` stages.
 pub(crate) async fn write_members(
     store: &Store,
     segments: &mut Segments<'_>,
-    placed: Vec<Placed>,
+    (placed, count): (impl Iterator<Item = Placed> + Send, usize),
     user: &str,
-    totals: &mut Totals,
+    (totals, manifest): (&mut Totals, &mut Manifest),
     progress: Option<&dyn crate::progress::Progress>,
-) -> Result<Vec<NewMember>, StoreError> {
+) -> Result<Added, StoreError> {
     let now = now_text();
     // A large change leaves its members' export figures to be counted after
     // it commits (tokenizing costs many times what rendering does).
-    let count_exports = placed.len() <= super::figures::COUNT_INLINE_UP_TO;
+    let count_exports = count <= super::figures::COUNT_INLINE_UP_TO;
+    let (pool, blobs, runtime) = (&store.cpu, &store.blobs, tokio::runtime::Handle::current());
     let mut rendered = futures::stream::iter(placed)
         .map(|placed| {
-            let blobs = store.blobs.clone();
-            async move {
-                let bytes = blobs.get(&placed.source.key).await?;
-                let (fragment, exports) = render_blocking(bytes, placed.source.clone(), placed.line_suffix.clone(), count_exports).await?;
+            let (blobs, runtime) = (blobs.clone(), runtime.clone());
+            pool.compute(move || {
+                let bytes = blobs.get_outside_runtime(&runtime, &placed.source.key)?;
+                let (fragment, exports) = render(&bytes, &placed.source, &placed.line_suffix, count_exports)?;
                 Ok::<_, StoreError>((placed, fragment, exports))
-            }
+            })
         })
-        .buffered(RENDER_AHEAD);
-    let mut members = Vec::new();
+        .buffered(RENDER_AHEAD)
+        // Boxed: states the stream is `Send` for the lifetimes it has, which
+        // the compiler cannot prove for every lifetime of the borrowed sources.
+        .boxed();
+    let mut added = Added::none();
+    let mut rows = Vec::with_capacity(STAGE_ROWS.min(count));
     while let Some(next) = rendered.next().await {
-        let (placed, fragment, exports) = next?;
+        let (placed, fragment, exports) = next??;
         crate::progress::check(progress)?;
         let (json, jsonl) = segments.append(&fragment.json, &fragment.jsonl).await?;
         crate::progress::advanced(progress, 1, (fragment.json.len() + fragment.jsonl.len()) as u64);
         totals.add(&fragment.figures);
-        members.push(NewMember { member: member_row(&placed, &fragment.figures, &json, &jsonl, user, &now), row_id: placed.source.row_id, exports });
+        manifest.push_member(&json, &jsonl);
+        added.count += 1;
+        added.exports = added.exports.zip(exports).map(|(sum, more)| sum.plus(&more));
+        rows.push(NewMember { member: member_row(&placed, &fragment.figures, &json, &jsonl, user, &now), row_id: placed.source.row_id, exports });
+        if rows.len() == STAGE_ROWS {
+            segments.stage(&rows).await?;
+            rows.clear();
+        }
     }
-    Ok(members)
+    if !rows.is_empty() {
+        segments.stage(&rows).await?;
+    }
+    Ok(added)
 }
 
-/// One conversation's fragment, rendered on the blocking pool.
+/// One conversation's fragment, rendered on the CPU pool.
 /// With `exports`, also what the conversation adds to the exports (its
 /// lines rendered from its JSONL, as a download renders them, and counted).
-pub(crate) async fn render_blocking(bytes: Bytes, source: Source, line_suffix: String, exports: bool) -> Result<(Fragment, Option<ExportFigures>), StoreError> {
-    tokio::task::spawn_blocking(move || {
-        let (mut conversation, _) = read_enriched_bytes(&bytes)
-            .map_err(|findings| StoreError::InvalidSource { path: source.key.clone(), errors: findings.into_iter().filter(|d| d.is_error()).collect() })?;
-        conversation.quality_score = source.score.or(conversation.quality_score);
-        let fragment = render::render_conversation_fragment(&conversation, &line_suffix);
-        let figures = exports.then(|| ExportFigures::of_jsonl(&fragment.jsonl, &Tokenizer::o200k()));
-        Ok((fragment, figures))
-    })
-    .await
-    .map_err(|error| StoreError::Internal(format!("rendering a conversation failed: {error}")))?
+pub(crate) async fn render_one(store: &Store, bytes: Bytes, source: Source, line_suffix: String, exports: bool) -> Result<(Fragment, Option<ExportFigures>), StoreError> {
+    store.cpu.compute(move || render(&bytes, &source, &line_suffix, exports)).await?
+}
+
+fn render(bytes: &[u8], source: &Source, line_suffix: &str, exports: bool) -> Result<(Fragment, Option<ExportFigures>), StoreError> {
+    let (mut conversation, _) = read_enriched_bytes(bytes)
+        .map_err(|findings| StoreError::InvalidSource { path: source.key.clone(), errors: findings.into_iter().filter(|d| d.is_error()).collect() })?;
+    conversation.quality_score = source.score.or(conversation.quality_score);
+    let fragment = render::render_conversation_fragment(&conversation, line_suffix);
+    let figures = exports.then(|| ExportFigures::of_jsonl(&fragment.jsonl, &Tokenizer::o200k()));
+    Ok((fragment, figures))
 }
 
 fn member_row(placed: &Placed, figures: &ConversationFigures, json: &Location, jsonl: &Location, user: &str, now: &str) -> Member {

@@ -158,22 +158,23 @@ pub(super) struct NewMember {
     pub exports: Option<lora_files_format::export::ExportFigures>,
 }
 
-/// Inserts members in multi-row statements.
-pub(super) async fn insert_members(tx: &mut Transaction, file_id: &str, owner: &str, members: &[NewMember]) -> Result<(), StoreError> {
-    const COLUMNS: usize = 31;
+/// A member row's columns, as both member tables have them.
+const MEMBER_COLUMNS: &str = "id, training_file_id, conversation_row_id, conversation_id, owner_id, position, added_at, added_by, \
+     fragment_json_path, fragment_json_offset, fragment_json_size, fragment_json_framed, fragment_jsonl_path, fragment_jsonl_offset, \
+     fragment_jsonl_size, line_id_suffix, short_id, turns, pairs, human_reviewed_pairs, quality_score, persona_key, emotional_arc_key, \
+     topic_key, openai_size, sharegpt_size, alpaca_size, context_tokens, training_tokens, token_examples, max_example_tokens";
+
+/// Stages members of the change `attempt` in multi-row statements; its
+/// commit moves them into the file ([`commit_members`]).
+pub(super) async fn stage_members(tx: &mut Transaction, attempt: &str, file_id: &str, owner: &str, members: &[NewMember]) -> Result<(), StoreError> {
+    const COLUMNS: usize = 32;
     for chunk in members.chunks(rows_per_insert(COLUMNS)) {
-        let sql = format!(
-            "INSERT INTO training_file_conversations (id, training_file_id, conversation_row_id, conversation_id, owner_id, position, \
-             added_at, added_by, fragment_json_path, fragment_json_offset, fragment_json_size, fragment_json_framed, fragment_jsonl_path, \
-             fragment_jsonl_offset, fragment_jsonl_size, line_id_suffix, short_id, turns, pairs, human_reviewed_pairs, quality_score, \
-             persona_key, emotional_arc_key, topic_key, openai_size, sharegpt_size, alpaca_size, context_tokens, training_tokens, \
-             token_examples, max_example_tokens) VALUES {}",
-            placeholders(chunk.len(), COLUMNS)
-        );
+        let sql = format!("INSERT INTO training_file_pending_members (attempt, {MEMBER_COLUMNS}) VALUES {}", placeholders(chunk.len(), COLUMNS));
         let mut query = sqlx::query(&sql);
         for NewMember { row_id, member, exports } in chunk {
             let figure = |f: fn(&lora_files_format::export::ExportFigures) -> u64| exports.as_ref().map(|e| f(e) as i64);
             query = query
+                .bind(attempt)
                 .bind(new_id())
                 .bind(file_id)
                 .bind(row_id)
@@ -208,6 +209,22 @@ pub(super) async fn insert_members(tx: &mut Transaction, file_id: &str, owner: &
         }
         query.execute(&mut **tx).await?;
     }
+    Ok(())
+}
+
+/// Moves the members `attempt` staged into its file (a unique violation:
+/// another change added one of them first).
+pub(super) async fn commit_members(tx: &mut Transaction, attempt: &str) -> Result<(), StoreError> {
+    sqlx::query(&format!("INSERT INTO training_file_conversations ({MEMBER_COLUMNS}) SELECT {MEMBER_COLUMNS} FROM training_file_pending_members WHERE attempt = $1"))
+        .bind(attempt)
+        .execute(&mut **tx)
+        .await?;
+    forget_members(tx, attempt).await
+}
+
+/// Deletes the members `attempt` staged.
+pub(super) async fn forget_members(tx: &mut Transaction, attempt: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM training_file_pending_members WHERE attempt = $1").bind(attempt).execute(&mut **tx).await?;
     Ok(())
 }
 
