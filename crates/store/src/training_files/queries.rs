@@ -245,8 +245,10 @@ impl TrainingFiles<'_> {
     /// be used is reported with its reason.
     pub(super) async fn eligible(self, user: &str, ids: &[String]) -> Result<Vec<Source>, StoreError> {
         type Row = (String, String, String, Option<String>, Option<f64>);
-        let mut found = std::collections::HashMap::with_capacity(ids.len());
+        let mut usable = Vec::with_capacity(ids.len());
+        let mut refused = Vec::new();
         let mut tx = self.store.catalogue.begin_as(user).await?;
+        // One chunk's rows at a time: a create of 100 000 holds its sources, not every row twice.
         for chunk in ids.chunks(IDS_PER_QUERY) {
             let sql = format!(
                 "SELECT id, conversation_id, enrichment_status, enriched_file_path, quality_score FROM conversations \
@@ -257,23 +259,19 @@ impl TrainingFiles<'_> {
             for id in chunk {
                 query = query.bind(id);
             }
-            for row in query.fetch_all(&mut *tx).await? {
-                found.insert(row.1.clone(), row);
+            let mut found: std::collections::HashMap<String, Row> = query.fetch_all(&mut *tx).await?.into_iter().map(|row| (row.1.clone(), row)).collect();
+            for id in chunk {
+                match found.remove(id) {
+                    None => refused.push(Ineligible { conversation_id: id.clone(), reason: "not_found", enrichment_status: None }),
+                    Some((_, _, status, _, _)) if status != "completed" => {
+                        refused.push(Ineligible { conversation_id: id.clone(), reason: "not_completed", enrichment_status: Some(status) })
+                    }
+                    Some((_, _, _, None, _)) => refused.push(Ineligible { conversation_id: id.clone(), reason: "no_enriched_file", enrichment_status: None }),
+                    Some((row_id, conversation_id, _, Some(key), score)) => usable.push(Source { row_id, conversation_id, key, score }),
+                }
             }
         }
         tx.commit().await?;
-        let mut usable = Vec::with_capacity(ids.len());
-        let mut refused = Vec::new();
-        for id in ids {
-            match found.remove(id) {
-                None => refused.push(Ineligible { conversation_id: id.clone(), reason: "not_found", enrichment_status: None }),
-                Some((_, _, status, _, _)) if status != "completed" => {
-                    refused.push(Ineligible { conversation_id: id.clone(), reason: "not_completed", enrichment_status: Some(status) })
-                }
-                Some((_, _, _, None, _)) => refused.push(Ineligible { conversation_id: id.clone(), reason: "no_enriched_file", enrichment_status: None }),
-                Some((row_id, conversation_id, _, Some(key), score)) => usable.push(Source { row_id, conversation_id, key, score }),
-            }
-        }
         if refused.is_empty() { Ok(usable) } else { Err(StoreError::Ineligible(refused)) }
     }
 }
