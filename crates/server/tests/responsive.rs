@@ -292,7 +292,6 @@ async fn heavy_requests_leave_the_async_thread_free(
         share,
         Some(MOST_ON_THE_ASYNC_THREAD),
     );
-    drop(check);
     eprintln!("{backend:?}: {shares:?}");
     t.cleanup().await;
 }
