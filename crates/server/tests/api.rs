@@ -120,6 +120,10 @@ async fn the_whole_flow_from_import_to_download(t: &TestStore) {
     let length: usize = response.headers()["content-length"].to_str().unwrap().parse().unwrap();
     let bytes = response.bytes().await.unwrap();
     assert_eq!(bytes.len(), length);
+    // Wherever the objects are (S3 in scripts/test.sh's S3 pass), the link
+    // serves what `lora-files build` writes for the same three files.
+    let fixtures = ["enriched/single-convo-file-1.json", "enriched/single-convo-file-2.json", "enriched/single-convo-file-3.json"];
+    assert!(bytes[..] == offline_jsonl(&fixtures)[..], "the download is the offline build's JSONL");
     // A whole download records the version's digest (as its last step, so it may land just after the bytes).
     let versions = app.versions_once_digested(&id, 1, "jsonl_sha256").await;
     let v2 = &versions["versions"][1];
@@ -158,6 +162,16 @@ async fn the_whole_flow_from_import_to_download(t: &TestStore) {
     let (status, body) = app.call(Method::DELETE, &format!("/api/training-files/{id}"), &app.alice, None).await;
     assert_eq!((status, body), (StatusCode::NO_CONTENT, Value::Null));
     assert_error(&app.call(Method::GET, &format!("/api/training-files/{id}"), &app.alice, None).await, StatusCode::NOT_FOUND, "not_found");
+}
+
+/// The JSONL `lora-files build` writes for these fixtures, in this order.
+fn offline_jsonl(fixtures: &[&str]) -> Vec<u8> {
+    use lora_files_format::build::{build, BuildOptions};
+    let out = tempfile::tempdir().unwrap();
+    let inputs: Vec<std::path::PathBuf> = fixtures.iter().map(|relative| fixture(relative)).collect();
+    let options = BuildOptions { name: "offline".into(), description: None, target_model: Some("llama-3.1-8b".into()), vertical: None, jsonl_meta: false, now: chrono::Utc::now() };
+    let summary = build(&inputs, out.path(), &options, |_| {}).unwrap();
+    std::fs::read(summary.jsonl_path).unwrap()
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

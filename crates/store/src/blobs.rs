@@ -3,6 +3,7 @@
 //! never overwritten, size-limited before anything is written.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -12,7 +13,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
-use object_store::{GetOptions, GetRange, ObjectStore, PutMode, PutOptions, PutPayload, WriteMultipart};
+use object_store::{GetOptions, GetRange, MultipartUpload, ObjectStore, PutMode, PutOptions, PutPayload, PutResult, UploadPart, WriteMultipart};
 
 use crate::error::StoreError;
 
@@ -158,8 +159,8 @@ impl Blobs {
         if self.exists(key).await? {
             return Err(StoreError::Internal(format!("object {key} already exists; objects are never overwritten")));
         }
-        let upload = self.store.put_multipart(&ObjectPath::from(key)).await?;
-        Ok(ObjectWriter { key: key.to_owned(), inner: Some(WriteMultipart::new(upload)), size: 0, limit: self.max_object_bytes })
+        let upload = SharedUpload::new(self.store.put_multipart(&ObjectPath::from(key)).await?);
+        Ok(ObjectWriter { key: key.to_owned(), inner: Some(WriteMultipart::new(Box::new(upload.clone()))), upload, size: 0, limit: self.max_object_bytes })
     }
 
     pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
@@ -271,13 +272,15 @@ fn walk_staging_files(dir: &Path, before: std::time::SystemTime, found: &mut (Ve
 const PARTS_IN_FLIGHT: usize = 4;
 
 /// An object being written in parts. A writer that is neither finished nor
-/// aborted (dropped on an error path, or with the task that owned it) aborts
-/// its upload on the runtime: on S3 an upload left open is invisible to
-/// listings and is billed until aborted.
+/// aborted (dropped on an error path, or with the task that owned it), or
+/// whose finish failed or was cancelled, aborts its upload: on S3 an upload
+/// left open is invisible to listings and is billed until aborted.
 pub struct ObjectWriter {
     key: String,
     /// `None` once finished or aborted.
     inner: Option<WriteMultipart>,
+    /// The upload `inner` drives, kept to abort it when `inner`'s finish fails.
+    upload: SharedUpload,
     size: u64,
     limit: u64,
 }
@@ -306,7 +309,14 @@ impl ObjectWriter {
 
     pub async fn finish(mut self) -> Result<StoredObject, StoreError> {
         let inner = self.inner.take().expect("a writer is finished once");
-        inner.finish().await?;
+        if let Err(error) = inner.finish().await {
+            // A part that failed ends `WriteMultipart::finish` before it
+            // completes or aborts anything: the upload is still open.
+            if let Err(abort) = self.upload.abort_open().await {
+                tracing::warn!(key = %self.key, error = %abort, "could not abort an unfinished upload");
+            }
+            return Err(error.into());
+        }
         Ok(StoredObject { key: std::mem::take(&mut self.key), size: self.size })
     }
 
@@ -319,17 +329,73 @@ impl ObjectWriter {
 
 impl Drop for ObjectWriter {
     fn drop(&mut self) {
-        let Some(inner) = self.inner.take() else { return };
-        let key = std::mem::take(&mut self.key);
+        if self.upload.ended() {
+            return;
+        }
+        // Never finished, or its finish was cancelled mid-way.
+        let (inner, upload, key) = (self.inner.take(), self.upload.clone(), std::mem::take(&mut self.key));
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {
-                    if let Err(error) = inner.abort().await {
+                    let aborted = match inner {
+                        Some(inner) => inner.abort().await,
+                        None => upload.abort_open().await,
+                    };
+                    if let Err(error) = aborted {
                         tracing::warn!(%key, %error, "could not abort an unfinished upload");
                     }
                 });
             }
             Err(_) => tracing::warn!(%key, "an unfinished upload was dropped outside a runtime and is left open"),
         }
+    }
+}
+
+/// A multipart upload shared by a writer and the [`WriteMultipart`] that
+/// drives it, so that the writer can abort it when `WriteMultipart` does not
+/// (its `finish` returns a failed part's error with the upload still open).
+#[derive(Clone, Debug)]
+struct SharedUpload {
+    upload: Arc<tokio::sync::Mutex<Box<dyn MultipartUpload>>>,
+    /// Completed or aborted (or an abort was tried): nothing is left to abort.
+    ended: Arc<AtomicBool>,
+}
+
+impl SharedUpload {
+    fn new(upload: Box<dyn MultipartUpload>) -> Self {
+        Self { upload: Arc::new(tokio::sync::Mutex::new(upload)), ended: Arc::new(AtomicBool::new(false)) }
+    }
+
+    fn ended(&self) -> bool {
+        self.ended.load(Ordering::SeqCst)
+    }
+
+    /// Aborts the upload unless it was completed or aborted already.
+    async fn abort_open(&self) -> object_store::Result<()> {
+        if self.ended.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.upload.lock().await.abort().await
+    }
+}
+
+#[async_trait::async_trait]
+impl MultipartUpload for SharedUpload {
+    fn put_part(&mut self, data: PutPayload) -> UploadPart {
+        // Only the writer's `WriteMultipart` starts parts, and the writer
+        // takes the lock itself only once that is gone.
+        self.upload.try_lock().expect("a part is started while nothing else uses the upload").put_part(data)
+    }
+
+    async fn complete(&mut self) -> object_store::Result<PutResult> {
+        let completed = self.upload.lock().await.complete().await;
+        if completed.is_ok() {
+            self.ended.store(true, Ordering::SeqCst);
+        }
+        completed
+    }
+
+    async fn abort(&mut self) -> object_store::Result<()> {
+        self.abort_open().await
     }
 }

@@ -34,8 +34,40 @@ pub enum Backend {
     Postgres,
 }
 
+/// Whether this run must include S3: `CI` or `LORA_FILES_REQUIRE_S3` set to
+/// anything but empty, `0` or `false` (then a missing S3 server fails the
+/// S3 tests instead of skipping them).
+pub fn s3_required() -> bool {
+    ["CI", "LORA_FILES_REQUIRE_S3"].iter().any(|name| std::env::var(name).is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false")))
+}
+
+/// The test S3 server's base URL (`LORA_FILES_TEST_S3_URL`, which
+/// scripts/test.sh sets), or `None` when this run has none: the caller skips
+/// its S3 test, unless S3 is [required](s3_required), which fails here.
+pub fn s3_url() -> Option<String> {
+    let url = std::env::var("LORA_FILES_TEST_S3_URL").ok();
+    if url.is_none() {
+        assert!(!s3_required(), "LORA_FILES_TEST_S3_URL is not set but the S3 tests are required (CI or LORA_FILES_REQUIRE_S3)");
+        eprintln!("LORA_FILES_TEST_S3_URL is not set: run scripts/test.sh for the S3 run");
+    }
+    url
+}
+
 impl TestStore {
+    /// A fresh store on `backend`, its objects in a temporary folder, or on
+    /// S3 under a new prefix when `LORA_FILES_TEST_SERVICE_STORAGE_URL` names
+    /// one (scripts/test.sh runs the suites a second time so).
     pub async fn new(backend: Backend) -> Self {
+        Self::with_storage(backend, std::env::var("LORA_FILES_TEST_SERVICE_STORAGE_URL").ok()).await
+    }
+
+    /// A fresh store on `backend` with its objects on the test S3 server,
+    /// whatever the run's storage; `None` when there is none ([`s3_url`]).
+    pub async fn on_s3(backend: Backend) -> Option<Self> {
+        Some(Self::with_storage(backend, Some(format!("{}/service", s3_url()?))).await)
+    }
+
+    async fn with_storage(backend: Backend, storage_url: Option<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = StoreConfig::new(dir.path());
         config.target_model = Some("llama-3.1-8b".into());
@@ -50,7 +82,7 @@ impl TestStore {
                 Some(name)
             }
         };
-        if let Ok(url) = std::env::var("LORA_FILES_TEST_SERVICE_STORAGE_URL") {
+        if let Some(url) = storage_url {
             config.storage_url = Some(format!("{url}/{}", uuid::Uuid::new_v4().simple()));
         }
         let store = Store::open(config.clone(), Access::Service).await.unwrap();
@@ -145,6 +177,18 @@ impl TestStore {
         objects
     }
 
+    /// What is left of uploads nobody finished or aborted: on a local folder
+    /// the staging files (as `doctor` finds them, whatever their age), on S3
+    /// the multipart uploads open under this store's prefix.
+    pub async fn unfinished_uploads(&self) -> Vec<String> {
+        if let Some(url) = &self.config.storage_url {
+            return open_s3_uploads(url).await;
+        }
+        let any_age = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+        let (staging, _) = self.store.blobs.unfinished_uploads(any_age).expect("a local folder has staging files").unwrap();
+        staging.iter().map(|path| path.display().to_string()).collect()
+    }
+
     /// The stored bytes of an object.
     pub async fn object(&self, key: &str) -> bytes::Bytes {
         self.store.blobs.get(key).await.unwrap()
@@ -189,6 +233,28 @@ impl TestStore {
             admin.close().await;
         }
     }
+}
+
+/// The keys of the multipart uploads open under `storage_url`
+/// (`s3://bucket/prefix`) on the test S3 server (`AWS_ENDPOINT_URL`).
+/// `object_store` cannot list them, so this asks `GET /<bucket>?uploads`
+/// itself, unsigned: moto answers that; a real S3 would want it signed.
+pub async fn open_s3_uploads(storage_url: &str) -> Vec<String> {
+    let url = url::Url::parse(storage_url).unwrap();
+    let (bucket, prefix) = (url.host_str().unwrap(), url.path().trim_matches('/'));
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL names the test S3 server");
+    let listing = format!("{}/{bucket}?uploads&prefix={prefix}/", endpoint.trim_end_matches('/'));
+    let response = reqwest::get(&listing).await.unwrap();
+    assert!(response.status().is_success(), "{listing}: {}", response.status());
+    let body = response.text().await.unwrap();
+    assert!(!body.contains("<IsTruncated>true</IsTruncated>"), "more than a page of open uploads: {body}");
+    elements(&body, "Upload").into_iter().flat_map(|upload| elements(upload, "Key")).map(str::to_owned).collect()
+}
+
+/// The contents of each `<tag>` element in `xml` (no attributes, no nesting of the same tag).
+fn elements<'x>(xml: &'x str, tag: &str) -> Vec<&'x str> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    xml.split(open.as_str()).skip(1).filter_map(|rest| rest.split_once(close.as_str()).map(|(inside, _)| inside)).collect()
 }
 
 /// The enriched fixtures that carry `fp_conversation_<uuid>` names: (uuid, text).

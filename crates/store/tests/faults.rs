@@ -20,7 +20,8 @@ use lora_files_store::conversations::{ConversationFilter, ImportRequest};
 use lora_files_store::enrichment::EnrichOutcome;
 use lora_files_store::scaffolding::ScaffoldingKeys;
 use lora_files_store::testing::enriched_templates;
-use lora_files_store::testing::faults::Failure;
+use lora_files_store::testing::faults::{Call, Failure};
+use lora_files_store::testing::Backend;
 use lora_files_store::training_files::{DownloadFormat, FileFilter};
 use lora_files_store::{on_both_backends, Access, ConversationRecord, Member, Store, StoreError, TrainingFile, Version};
 use sha2::{Digest, Sha256};
@@ -634,7 +635,52 @@ async fn an_import_racing_the_delete_of_its_conversation_keeps_its_object(t: &Te
     }
 }
 
+/// Finding 18: a change that fails at a step of an upload — a part refused
+/// or its answer lost, the completion refused or its answer lost — leaves
+/// no upload open: no staging file on a local folder, no multipart upload
+/// on S3 (where nothing else would ever find it).
+async fn a_change_failed_mid_upload_leaves_no_upload_open(t: &TestStore) {
+    let ids = t.import_copies(&t.alice, 2).await;
+    let (faulty, faults) = t.faulty();
+    faults.count();
+    faulty.training_files().create(&t.alice, "counted", None, &ids).await.unwrap();
+    let log = faults.log();
+    let steps: Vec<(usize, Call)> =
+        log.iter().enumerate().filter(|(_, (call, _))| matches!(call, Call::UploadPart | Call::UploadComplete)).map(|(i, (call, _))| (i + 1, *call)).collect();
+    assert!(steps.iter().any(|(_, call)| *call == Call::UploadPart), "a create uploads parts: {log:?}");
+    for (n, call) in steps {
+        for failure in [Failure::Refused, Failure::Lost] {
+            faults.fail_at(n, failure);
+            let created = faulty.training_files().create(&t.alice, &format!("{failure:?} at {n}"), None, &ids).await;
+            faults.disarm();
+            let context = format!("{failure:?} at call {n} ({call:?}); calls: {:?}", faults.log());
+            assert_eq!(faults.fired().map(|(fired, _)| fired), Some(call), "{context}");
+            assert!(created.is_err(), "{context}");
+            // A dropped writer aborts on the runtime, a moment later.
+            let mut open = t.unfinished_uploads().await;
+            for _ in 0..100 {
+                if open.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                open = t.unfinished_uploads().await;
+            }
+            assert!(open.is_empty(), "left open: {open:?}; {context}");
+        }
+    }
+}
+
+/// The same on S3 in every run that has an S3 server, whatever storage the
+/// other tests use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_failed_mid_upload_leaves_no_upload_open_on_s3() {
+    let Some(t) = TestStore::on_s3(Backend::Sqlite).await else { return };
+    a_change_failed_mid_upload_leaves_no_upload_open(&t).await;
+    t.cleanup().await;
+}
+
 on_both_backends!(
+    a_change_failed_mid_upload_leaves_no_upload_open,
     a_replacement_that_loses_to_the_same_bytes_keeps_the_winners_source,
     an_import_racing_the_delete_of_its_conversation_keeps_its_object,
     create_survives_storage_faults,
