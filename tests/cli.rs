@@ -156,7 +156,7 @@ fn import_needs_a_user_then_imports_folders_and_reports_bad_files() {
     assert!(text(&list.stdout).contains("coach@example.com") && text(&list.stdout).contains("1 user(s)"));
     let doctor = with_data_dir(&["doctor"], data.path());
     assert!(doctor.status.success(), "{}", text(&doctor.stdout));
-    assert_eq!(text(&doctor.stdout).matches("[ OK ]").count(), 10, "{}", text(&doctor.stdout));
+    assert_eq!(text(&doctor.stdout).matches("[ OK ]").count(), 11, "{}", text(&doctor.stdout));
 }
 
 #[test]

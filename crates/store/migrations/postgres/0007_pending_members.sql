@@ -7,7 +7,6 @@
 CREATE TABLE training_file_pending_members (LIKE training_file_conversations INCLUDING DEFAULTS);
 ALTER TABLE training_file_pending_members ADD COLUMN attempt TEXT NOT NULL;
 CREATE INDEX idx_training_file_pending_members_attempt ON training_file_pending_members (attempt);
-CREATE INDEX idx_training_file_pending_members_added_at ON training_file_pending_members (added_at);
 GRANT SELECT, INSERT, UPDATE, DELETE ON training_file_pending_members TO lora_files_app;
 ALTER TABLE training_file_pending_members ENABLE ROW LEVEL SECURITY;
 CREATE POLICY training_file_pending_members_owner ON training_file_pending_members FOR ALL TO lora_files_app

@@ -39,4 +39,3 @@ CREATE TABLE training_file_pending_members (
     max_example_tokens    BIGINT
 );
 CREATE INDEX idx_training_file_pending_members_attempt ON training_file_pending_members (attempt);
-CREATE INDEX idx_training_file_pending_members_added_at ON training_file_pending_members (added_at);

@@ -376,7 +376,7 @@ impl TrainingFiles<'_> {
             crate::progress::phase(self.progress, "committing");
         }
         self.store.run_before_commit()?;
-        let committed = self.commit(user, file, change.kind(), prepared, segments.attempt(), &objects).await.map(Some);
+        let committed = self.commit(user, file, change.kind(), prepared, segments.staged(), &objects).await.map(Some);
         tracing::debug!(
             file_id = %file.id,
             change = change.kind(),
@@ -491,7 +491,7 @@ impl TrainingFiles<'_> {
     }
 
     /// Commits a prepared change if the file is still at the version it read.
-    async fn commit(self, user: &str, file: &TrainingFile, change: &str, mut prepared: Prepared, attempt: &str, objects: &[StoredObject]) -> Result<bool, StoreError> {
+    async fn commit(self, user: &str, file: &TrainingFile, change: &str, mut prepared: Prepared, staged: Option<&str>, objects: &[StoredObject]) -> Result<bool, StoreError> {
         let profile = self.consultant_profile(user, &file.id).await?;
         self.frame(file, &profile, &mut prepared)?;
         let new = NewVersion {
@@ -508,9 +508,10 @@ impl TrainingFiles<'_> {
             return Ok(false);
         }
         let figures = super::figures::carried(&mut tx, &file.id, file.version, prepared.added.exports.as_ref(), prepared.removed.as_deref()).await?;
-        if prepared.added.count > 0 {
+        if let Some(attempt) = staged {
             sql::commit_members(&mut tx, attempt).await?;
         }
+        sql::insert_members(&mut tx, sql::MemberRows::InFile, &file.id, user, &prepared.added.rows).await?;
         if let Some(removed) = &prepared.removed {
             sql::delete_member(&mut tx, &file.id, removed).await?;
         }

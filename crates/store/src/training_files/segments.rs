@@ -19,7 +19,7 @@ use lora_files_format::quality::{ConversationFigures, Totals};
 use lora_files_format::render::{self, Fragment};
 
 use super::manifest::{Location, Manifest};
-use super::sql::NewMember;
+use super::sql::{MemberRows, NewMember};
 use super::DownloadFormat;
 use crate::blobs::ObjectWriter;
 use crate::records::Member;
@@ -65,7 +65,7 @@ pub(crate) struct Segments<'s> {
     started: Vec<String>,
     /// Names the member rows this attempt stages ([`Segments::stage`]).
     attempt: String,
-    /// Whether it staged any.
+    /// Whether it staged any (a change of at most [`STAGE_ROWS`] conversations does not).
     staged: bool,
 }
 
@@ -74,9 +74,9 @@ impl<'s> Segments<'s> {
         Self { store, file_id: file_id.to_owned(), owner: owner.to_owned(), json: Sink::default(), jsonl: Sink::default(), started: Vec::new(), attempt: token(), staged: false }
     }
 
-    /// What names the member rows this attempt staged.
-    pub fn attempt(&self) -> &str {
-        &self.attempt
+    /// Where the commit finds the member rows this attempt staged, if it staged any.
+    pub fn staged(&self) -> Option<&str> {
+        self.staged.then_some(self.attempt.as_str())
     }
 
     /// Stages new member rows (pending until the change commits), so a
@@ -84,7 +84,7 @@ impl<'s> Segments<'s> {
     pub async fn stage(&mut self, members: &[NewMember]) -> Result<(), StoreError> {
         self.staged = true;
         let mut tx = self.store.catalogue.begin_as(&self.owner).await?;
-        super::sql::stage_members(&mut tx, &self.attempt, &self.file_id, &self.owner, members).await?;
+        super::sql::insert_members(&mut tx, MemberRows::Staged(&self.attempt), &self.file_id, &self.owner, members).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -204,18 +204,21 @@ impl<'s> Segments<'s> {
 impl Added {
     /// Nothing added.
     pub fn none() -> Self {
-        Self { count: 0, exports: Some(ExportFigures::default()) }
+        Self { count: 0, exports: Some(ExportFigures::default()), rows: Vec::new() }
     }
 }
 
-/// Member rows staged at a time while a change writes.
-const STAGE_ROWS: usize = 512;
+/// Member rows staged at a time while a change writes; a change of fewer
+/// keeps them for its commit to insert (an add of 10 writes them once).
+const STAGE_ROWS: usize = 2048;
 
 /// What a change's new members add up to.
 pub(crate) struct Added {
     pub count: usize,
     /// What they add to the exports; `None` when some were not counted.
     pub exports: Option<ExportFigures>,
+    /// The rows written since the last staged batch, which the commit inserts.
+    pub rows: Vec<NewMember>,
 }
 
 /// Reads, checks and renders `placed` (`count` of them) in order, appending
@@ -264,9 +267,7 @@ pub(crate) async fn write_members(
             rows.clear();
         }
     }
-    if !rows.is_empty() {
-        segments.stage(&rows).await?;
-    }
+    added.rows = rows;
     Ok(added)
 }
 

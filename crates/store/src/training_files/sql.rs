@@ -164,17 +164,31 @@ const MEMBER_COLUMNS: &str = "id, training_file_id, conversation_row_id, convers
      fragment_jsonl_size, line_id_suffix, short_id, turns, pairs, human_reviewed_pairs, quality_score, persona_key, emotional_arc_key, \
      topic_key, openai_size, sharegpt_size, alpaca_size, context_tokens, training_tokens, token_examples, max_example_tokens";
 
-/// Stages members of the change `attempt` in multi-row statements; its
-/// commit moves them into the file ([`commit_members`]).
-pub(super) async fn stage_members(tx: &mut Transaction, attempt: &str, file_id: &str, owner: &str, members: &[NewMember]) -> Result<(), StoreError> {
-    const COLUMNS: usize = 32;
-    for chunk in members.chunks(rows_per_insert(COLUMNS)) {
-        let sql = format!("INSERT INTO training_file_pending_members (attempt, {MEMBER_COLUMNS}) VALUES {}", placeholders(chunk.len(), COLUMNS));
+/// Where new member rows go.
+#[derive(Clone, Copy)]
+pub(super) enum MemberRows<'a> {
+    /// Staged under the change `attempt`, which its commit moves into the file ([`commit_members`]).
+    Staged(&'a str),
+    /// Into the file (in the commit's transaction).
+    InFile,
+}
+
+/// Inserts members in multi-row statements.
+pub(super) async fn insert_members(tx: &mut Transaction, rows: MemberRows<'_>, file_id: &str, owner: &str, members: &[NewMember]) -> Result<(), StoreError> {
+    let (table, attempt) = match rows {
+        MemberRows::Staged(attempt) => ("training_file_pending_members (attempt, ", Some(attempt)),
+        MemberRows::InFile => ("training_file_conversations (", None),
+    };
+    let columns = 31 + usize::from(attempt.is_some());
+    for chunk in members.chunks(rows_per_insert(columns)) {
+        let sql = format!("INSERT INTO {table}{MEMBER_COLUMNS}) VALUES {}", placeholders(chunk.len(), columns));
         let mut query = sqlx::query(&sql);
         for NewMember { row_id, member, exports } in chunk {
             let figure = |f: fn(&lora_files_format::export::ExportFigures) -> u64| exports.as_ref().map(|e| f(e) as i64);
+            if let Some(attempt) = attempt {
+                query = query.bind(attempt);
+            }
             query = query
-                .bind(attempt)
                 .bind(new_id())
                 .bind(file_id)
                 .bind(row_id)
