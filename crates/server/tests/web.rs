@@ -854,6 +854,9 @@ async fn a_files_page_shows_its_running_job(t: &TestStore) {
     assert!(page.contains("<span data-job-done>0</span> of <span data-job-total>2</span> conversations"), "{page}");
     assert!(page.contains("<progress data-job-bar max=\"2\" value=\"0\">"), "{page}");
     assert!(page.contains(">Refresh</a>"), "{page}");
+    // No version yet: nothing to download, no quality range to state.
+    assert!(page.contains("Nothing to download yet") && !page.contains("Current version") && !page.contains("/download?"), "{page}");
+    assert!(!page.contains("(–––)"), "{page}");
     t.store.jobs().cancel(&t.alice, &job.id).await.unwrap();
     let events = browser.get(&format!("/api/jobs/{}/events", job.id)).await;
     assert_eq!(events.status(), StatusCode::OK);

@@ -358,7 +358,7 @@ async fn file_page(
             div.card { div.figure { (file.conversation_count) } div.label { (if file.conversation_count == 1 { "conversation" } else { "conversations" }) } }
             div.card { div.figure { (file.total_training_pairs) } div.label { "training pairs" } }
             div.card { div.figure { (file.total_turns) } div.label { "turns" } }
-            div.card { div.figure { (layout::score(file.avg_quality_score)) } div.label { "average quality (" (layout::score(file.min_quality_score)) "–" (layout::score(file.max_quality_score)) ")" } }
+            div.card { div.figure { (layout::score(file.avg_quality_score)) } div.label { "average quality" @if file.min_quality_score.is_some() { " (" (layout::score(file.min_quality_score)) "–" (layout::score(file.max_quality_score)) ")" } } }
             div.card { div.figure { (file.json_file_size.map(human_size).unwrap_or_else(|| "–".to_owned())) } div.label { "JSON · JSONL " (file.jsonl_file_size.map(human_size).unwrap_or_else(|| "–".to_owned())) } }
             div.card { div.figure { "v" (file.version) } div.label { span.badge.good[active] { (file.status) } " · updated " (layout::when(&file.updated_at)) } }
         }
@@ -372,7 +372,11 @@ async fn file_page(
         } @else if file.version > 0 {
             p.muted { "Counting this version's tokens and export sizes; reload in a moment to see them." }
         }
-        p { "Current version: " (download_links(&file, None)) " · created " (layout::when_full(&file.created_at)) }
+        @if file.version > 0 {
+            p { "Current version: " (download_links(&file, None)) " · created " (layout::when_full(&file.created_at)) }
+        } @else {
+            p.muted { "Nothing to download yet: the file's first version is not written." }
+        }
         h2 { "What it holds" }
         div.charts {
             (charts::bars("Personas", &distribution("personas")))
