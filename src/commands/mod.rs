@@ -70,6 +70,7 @@ impl StoreArgs {
             },
             read_cache_ttl: std::time::Duration::from_millis(self.read_cache_ms),
             links: lora_files_store::LinkSettings::default(),
+            ..StoreConfig::new(&self.data_dir)
         }
     }
 

@@ -67,6 +67,10 @@ pub struct StoreConfig {
     pub read_cache_ttl: std::time::Duration,
     /// Where download links point and how they are signed.
     pub links: LinkSettings,
+    /// New member rows a change holds before it stages them in the
+    /// catalogue (memory against statements; tests set it low so changes
+    /// of a few conversations take the staging path too).
+    pub member_rows_per_stage: usize,
 }
 
 impl StoreConfig {
@@ -81,6 +85,7 @@ impl StoreConfig {
             enrichment: lora_files_format::enrich::Settings::default(),
             read_cache_ttl: std::time::Duration::from_secs(1),
             links: LinkSettings::default(),
+            member_rows_per_stage: 2048,
         }
     }
 

@@ -71,6 +71,8 @@ impl TestStore {
         let dir = tempfile::tempdir().unwrap();
         let mut config = StoreConfig::new(dir.path());
         config.target_model = Some("llama-3.1-8b".into());
+        // Changes of three or more conversations stage their member rows.
+        config.member_rows_per_stage = 2;
         let database = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => {

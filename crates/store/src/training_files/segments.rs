@@ -65,7 +65,7 @@ pub(crate) struct Segments<'s> {
     started: Vec<String>,
     /// Names the member rows this attempt stages ([`Segments::stage`]).
     attempt: String,
-    /// Whether it staged any (a change of at most [`STAGE_ROWS`] conversations does not).
+    /// Whether it staged any (a change of at most `member_rows_per_stage` conversations does not).
     staged: bool,
 }
 
@@ -208,10 +208,6 @@ impl Added {
     }
 }
 
-/// Member rows staged at a time while a change writes; a change of fewer
-/// keeps them for its commit to insert (an add of 10 writes them once).
-const STAGE_ROWS: usize = 2048;
-
 /// What a change's new members add up to.
 pub(crate) struct Added {
     pub count: usize,
@@ -251,7 +247,10 @@ pub(crate) async fn write_members(
         // the compiler cannot prove for every lifetime of the borrowed sources.
         .boxed();
     let mut added = Added::none();
-    let mut rows = Vec::with_capacity(STAGE_ROWS.min(count));
+    // Staged a batch at a time; a change of fewer keeps them for its commit
+    // to insert (an add of 10 writes them once).
+    let stage_rows = store.config.member_rows_per_stage.max(1);
+    let mut rows = Vec::with_capacity(stage_rows.min(count));
     while let Some(next) = rendered.next().await {
         let (placed, fragment, exports) = next??;
         crate::progress::check(progress)?;
@@ -262,7 +261,7 @@ pub(crate) async fn write_members(
         added.count += 1;
         added.exports = added.exports.zip(exports).map(|(sum, more)| sum.plus(&more));
         rows.push(NewMember { member: member_row(&placed, &fragment.figures, &json, &jsonl, user, &now), row_id: placed.source.row_id, exports });
-        if rows.len() == STAGE_ROWS {
+        if rows.len() == stage_rows {
             segments.stage(&rows).await?;
             rows.clear();
         }
