@@ -201,13 +201,6 @@ impl<'s> Segments<'s> {
     }
 }
 
-impl Added {
-    /// Nothing added.
-    pub fn none() -> Self {
-        Self { count: 0, exports: Some(ExportFigures::default()), rows: Vec::new() }
-    }
-}
-
 /// What a change's new members add up to.
 pub(crate) struct Added {
     pub count: usize,
@@ -215,6 +208,13 @@ pub(crate) struct Added {
     pub exports: Option<ExportFigures>,
     /// The rows written since the last staged batch, which the commit inserts.
     pub rows: Vec<NewMember>,
+}
+
+impl Added {
+    /// Nothing added.
+    pub fn none() -> Self {
+        Self { count: 0, exports: Some(ExportFigures::default()), rows: Vec::new() }
+    }
 }
 
 /// Reads, checks and renders `placed` (`count` of them) in order, appending
