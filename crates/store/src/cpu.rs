@@ -58,3 +58,26 @@ impl CpuPool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn answers_in_order_and_survives_a_panicking_job() {
+        let pool = CpuPool::new().unwrap();
+        let answers = futures::future::join_all((0..64u64).map(|n| pool.compute(move || n * n))).await;
+        assert_eq!(answers.into_iter().map(Result::unwrap).collect::<Vec<_>>(), (0..64u64).map(|n| n * n).collect::<Vec<_>>());
+        let panicked = pool.compute(|| -> u8 { panic!("a bad conversation") }).await;
+        assert!(matches!(panicked, Err(StoreError::Internal(message)) if message.contains("panicked")));
+        assert_eq!(pool.compute(|| 7).await.unwrap(), 7, "the threads outlive a panic");
+    }
+
+    #[tokio::test]
+    async fn runs_off_the_runtime_on_its_own_threads() {
+        let pool = CpuPool::new().unwrap();
+        let (in_runtime, name) = pool.compute(|| (tokio::runtime::Handle::try_current().is_ok(), std::thread::current().name().map(str::to_owned))).await.unwrap();
+        assert!(!in_runtime, "object_store does a local store's I/O inline only outside a runtime");
+        assert!(name.unwrap().starts_with("lora-files-cpu-"));
+    }
+}
