@@ -405,7 +405,7 @@ impl TrainingFiles<'_> {
             Placed { source: source.clone(), position: start + i as i64, line_suffix }
         });
         let (mut totals, mut manifest) = (state.totals, state.manifest);
-        let added = segments::write_members(self.store, segments, (placed, sources.len()), user, (&mut totals, &mut manifest), self.progress).await?;
+        let added = segments::write_members(self.store, segments, placed, user, (&mut totals, &mut manifest), self.progress).await?;
         Ok(Prepared { now, manifest, totals, added, removed: None, moved: None, relocated: Vec::new(), removed_count: 0 })
     }
 

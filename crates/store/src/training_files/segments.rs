@@ -217,18 +217,19 @@ impl Added {
     }
 }
 
-/// Reads, checks and renders `placed` (`count` of them) in order, appending
+/// Reads, checks and renders `placed` in order, appending
 /// each fragment to `segments` and the `manifest`, its figures to `totals`
 /// and its member row to the rows `segments` stages.
 pub(crate) async fn write_members(
     store: &Store,
     segments: &mut Segments<'_>,
-    (placed, count): (impl Iterator<Item = Placed> + Send, usize),
+    placed: impl ExactSizeIterator<Item = Placed> + Send,
     user: &str,
     (totals, manifest): (&mut Totals, &mut Manifest),
     progress: Option<&dyn crate::progress::Progress>,
 ) -> Result<Added, StoreError> {
     let now = now_text();
+    let count = placed.len();
     // A large change leaves its members' export figures to be counted after
     // it commits (tokenizing costs many times what rendering does).
     let count_exports = count <= super::figures::COUNT_INLINE_UP_TO;
